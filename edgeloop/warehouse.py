@@ -1,0 +1,390 @@
+"""The metrics warehouse: DuckDB (a file, the embedded default) or BigQuery, one interface.
+
+    wh = connect()                      # from settings: duckdb:///… or bigquery://PROJECT/DATASET
+    wh.upsert(tables.TRAINING_RUNS, rows)   # keyed by each row's natural key: re-runs replace
+    wh.insert_new(tables.TELEMETRY_EVENTS, events)  # first write wins: resent events add nothing
+    wh.query("SELECT … FROM training_runs")       # list of dicts
+
+Tables come from `edgeloop.tables` and views from `edgeloop.views`, so both engines
+hold the same schema. A table that exists with a conflicting schema is refused with
+the difference spelled out; a missing column is added.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from edgeloop import tables as t
+from edgeloop import views
+from edgeloop.errors import ConfigError, MissingExtra, WarehouseError
+
+log = logging.getLogger(__name__)
+
+Row = Mapping[str, Any]
+
+
+class Warehouse(Protocol):
+    url: str
+
+    def ensure(self, schema: Sequence[t.Table] = t.ALL) -> None: ...
+    def upsert(self, table: t.Table, rows: Iterable[Row]) -> int: ...
+    def insert_new(self, table: t.Table, rows: Iterable[Row]) -> int: ...
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Warehouse: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def connect(url: str | None = None, *, ensure: bool = True) -> Warehouse:
+    """Open the warehouse at `url` (default: from settings) and create missing tables."""
+    if url is None:
+        from edgeloop.settings import get_settings
+
+        url = get_settings().warehouse_url
+    wh: Warehouse
+    if url.startswith("duckdb://"):
+        wh = DuckDBWarehouse(url)
+    elif url.startswith("bigquery://"):
+        wh = BigQueryWarehouse(url)
+    else:
+        raise ConfigError(
+            f"unknown warehouse URL {url!r}; use duckdb:///path/file.duckdb or bigquery://PROJECT/DATASET"
+        )
+    if ensure:
+        wh.ensure()
+    return wh
+
+
+def prepare_rows(table: t.Table, rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """Check rows against the table and normalise values; duplicates by key keep the last.
+
+    Raises `WarehouseError` naming the table, the column and the offending value.
+    """
+    names = set(table.column_names)
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        unknown = set(row) - names
+        if unknown:
+            raise WarehouseError(
+                f"{table.name}: unknown column(s) {sorted(unknown)}; known: {sorted(names)}"
+            )
+        clean: dict[str, Any] = {}
+        for col in table.columns:
+            value = row.get(col.name)
+            if value is None:
+                if col.required or col.name in table.key:
+                    raise WarehouseError(f"{table.name}: column {col.name!r} needs a value (row {dict(row)!r})")
+                clean[col.name] = None
+                continue
+            clean[col.name] = _coerce(table, col, value)
+        out[tuple(clean[k] for k in table.key)] = clean
+    return list(out.values())
+
+
+def _coerce(table: t.Table, col: t.Column, value: Any) -> Any:
+    try:
+        if col.type == t.T.JSON:
+            return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        if col.type == t.T.TIMESTAMP:
+            if isinstance(value, str):
+                value = dt.datetime.fromisoformat(value)
+            if not isinstance(value, dt.datetime):
+                raise TypeError("expected a datetime")
+            if value.tzinfo is not None:
+                value = value.astimezone(dt.UTC).replace(tzinfo=None)
+            return value
+        if col.type == t.T.DATE:
+            if isinstance(value, str):
+                return dt.date.fromisoformat(value)
+            if isinstance(value, dt.datetime):
+                return value.date()
+            if not isinstance(value, dt.date):
+                raise TypeError("expected a date")
+            return value
+        if col.type == t.T.INT64:
+            if isinstance(value, bool) or int(value) != value:
+                raise TypeError("expected an integer")
+            return int(value)
+        if col.type == t.T.FLOAT64:
+            return float(value)
+        if col.type == t.T.BOOL:
+            if not isinstance(value, bool):
+                raise TypeError("expected true or false")
+            return value
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise WarehouseError(
+            f"{table.name}.{col.name}: value {value!r} is not a valid {col.type.value} ({exc})"
+        ) from None
+
+
+# --------------------------------------------------------------------------- duckdb
+
+
+class DuckDBWarehouse:
+    """An embedded DuckDB file. One writer process at a time, so connections are retried briefly."""
+
+    def __init__(self, url: str, *, read_only: bool = False, lock_timeout_s: float = 30.0) -> None:
+        try:
+            import duckdb
+        except ImportError:
+            raise MissingExtra("duckdb", "warehouse") from None
+        self.url = url
+        path = urlparse(url).path if url.startswith("duckdb:///") else url.removeprefix("duckdb://")
+        self.path = Path(path) if path not in ("", "/:memory:", ":memory:") else None
+        target = str(self.path) if self.path else ":memory:"
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + lock_timeout_s
+        while True:
+            try:
+                self._con = duckdb.connect(target, read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                # Another process holds the file's write lock; it is usually brief.
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"cannot open warehouse {url!r}: {exc}; close the other process using it "
+                        "or point EDGELOOP_WAREHOUSE at another file"
+                    ) from None
+                time.sleep(0.2)
+        self._duckdb = duckdb
+
+    def __enter__(self) -> DuckDBWarehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._con.close()
+
+    def ensure(self, schema: Sequence[t.Table] = t.ALL) -> None:
+        for table in schema:
+            existing = self._con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+                [table.name],
+            ).fetchall()
+            if not existing:
+                self._con.execute(table.duckdb_ddl())
+                continue
+            have = {name: dtype for name, dtype in existing}
+            for col in table.columns:
+                want = t.DUCKDB_TYPES[col.type]
+                if col.name not in have:
+                    if col.required or col.name in table.key:
+                        raise WarehouseError(
+                            f"table {table.name} in {self.url} lacks required column {col.name}; "
+                            "migrate it or use a new warehouse file"
+                        )
+                    log.info("adding column %s.%s", table.name, col.name)
+                    self._con.execute(f"ALTER TABLE {table.name} ADD COLUMN {col.name} {want}")
+                elif have[col.name] != want:
+                    raise WarehouseError(
+                        f"table {table.name} in {self.url} has column {col.name} as {have[col.name]}, "
+                        f"edgeloop expects {want}; migrate the table or point EDGELOOP_WAREHOUSE at a new file"
+                    )
+        for name, sql in views.render(prefix="").items():
+            self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+
+    def _write(self, table: t.Table, rows: Iterable[Row], verb: str) -> int:
+        clean = prepare_rows(table, rows)
+        if not clean:
+            return 0
+        cols = table.column_names
+        sql = f"INSERT {verb} INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        try:
+            self._con.execute("BEGIN")
+            self._con.executemany(sql, [[r[c] for c in cols] for r in clean])
+            self._con.execute("COMMIT")
+        except self._duckdb.Error as exc:
+            self._con.execute("ROLLBACK")
+            raise WarehouseError(f"{table.name}: write refused: {exc}") from None
+        return len(clean)
+
+    def upsert(self, table: t.Table, rows: Iterable[Row]) -> int:
+        """Insert rows, replacing any with the same natural key. Returns rows written."""
+        return self._write(table, rows, "OR REPLACE")
+
+    def insert_new(self, table: t.Table, rows: Iterable[Row]) -> int:
+        """Insert rows whose key is not there yet; existing keys keep their first value."""
+        return self._write(table, rows, "OR IGNORE")
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            cur = self._con.execute(sql, list(params) if params else None)
+        except self._duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {exc}") from None
+        if cur.description is None:
+            return []
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+# --------------------------------------------------------------------------- bigquery
+
+
+def bigquery_schema(table: t.Table) -> list[Any]:
+    """The table as google-cloud-bigquery `SchemaField`s."""
+    try:
+        from google.cloud import bigquery
+    except ImportError:
+        raise MissingExtra("google-cloud-bigquery", "gcp") from None
+    return [
+        bigquery.SchemaField(
+            c.name,
+            c.type.value,
+            mode="REQUIRED" if (c.required or c.name in table.key) else "NULLABLE",
+            description=c.description or None,
+        )
+        for c in table.columns
+    ]
+
+
+def merge_sql(table: t.Table, target: str, staging: str, *, replace: bool) -> str:
+    """The MERGE that makes a staged batch idempotent by natural key."""
+    on = " AND ".join(f"T.`{k}` = S.`{k}`" for k in table.key)
+    cols = ", ".join(f"`{c}`" for c in table.column_names)
+    values = ", ".join(f"S.`{c}`" for c in table.column_names)
+    sql = f"MERGE `{target}` T USING `{staging}` S ON {on}\n"
+    if replace:
+        sets = ", ".join(f"`{c}` = S.`{c}`" for c in table.column_names if c not in table.key)
+        sql += f"WHEN MATCHED THEN UPDATE SET {sets}\n"
+    return sql + f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})"
+
+
+class BigQueryWarehouse:
+    """BigQuery via google-cloud-bigquery: batches are loaded into a staging table and MERGEd by key."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        self.url = url
+        self.project = parsed.netloc
+        self.dataset = parsed.path.strip("/")
+        if not self.project or not self.dataset:
+            raise ConfigError(f"BigQuery warehouse URL {url!r} needs bigquery://PROJECT/DATASET")
+        try:
+            from google.cloud import bigquery
+        except ImportError:
+            raise MissingExtra("google-cloud-bigquery", "gcp") from None
+        from edgeloop.settings import get_settings
+
+        self._bq = bigquery
+        self.location = get_settings().bq_location
+        self._client = bigquery.Client(project=self.project, location=self.location)
+
+    def __enter__(self) -> BigQueryWarehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _ref(self, name: str) -> str:
+        return f"{self.project}.{self.dataset}.{name}"
+
+    def ensure(self, schema: Sequence[t.Table] = t.ALL) -> None:
+        from google.api_core import exceptions as gexc
+
+        ds = self._bq.Dataset(f"{self.project}.{self.dataset}")
+        ds.location = self.location
+        self._client.create_dataset(ds, exists_ok=True)
+        for table in schema:
+            try:
+                current = self._client.get_table(self._ref(table.name))
+            except gexc.NotFound:
+                self._client.query(table.bigquery_ddl(f"{self.project}.{self.dataset}")).result()
+                continue
+            have = {f.name: f.field_type for f in current.schema}
+            aliases = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+            added = []
+            for col in table.columns:
+                if col.name not in have:
+                    added.append(self._bq.SchemaField(col.name, col.type.value, mode="NULLABLE"))
+                elif aliases.get(have[col.name], have[col.name]) != col.type.value:
+                    raise WarehouseError(
+                        f"BigQuery table {self._ref(table.name)} has {col.name} as {have[col.name]}, "
+                        f"edgeloop expects {col.type.value}; migrate the table or use another dataset"
+                    )
+            if added:
+                current.schema = [*current.schema, *added]
+                self._client.update_table(current, ["schema"])
+        prefix = f"`{self.project}.{self.dataset}`."
+        for name, sql in views.render(prefix=prefix).items():
+            self._client.query(f"CREATE OR REPLACE VIEW `{self._ref(name)}` AS {sql}").result()
+
+    def _write(self, table: t.Table, rows: Iterable[Row], replace: bool) -> int:
+        clean = prepare_rows(table, rows)
+        if not clean:
+            return 0
+        staging = self._ref(f"_staging_{table.name}_{uuid.uuid4().hex[:12]}")
+        job_config = self._bq.LoadJobConfig(
+            schema=bigquery_schema(table), write_disposition="WRITE_TRUNCATE"
+        )
+        payload = [{k: _bq_json(v) for k, v in r.items()} for r in clean]
+        try:
+            self._client.load_table_from_json(payload, staging, job_config=job_config).result()
+            self._client.query(merge_sql(table, self._ref(table.name), staging, replace=replace)).result()
+        except Exception as exc:  # google.api_core errors carry the server's reason
+            raise WarehouseError(f"{table.name}: BigQuery write refused: {exc}") from None
+        finally:
+            self._client.delete_table(staging, not_found_ok=True)
+        return len(clean)
+
+    def upsert(self, table: t.Table, rows: Iterable[Row]) -> int:
+        return self._write(table, rows, replace=True)
+
+    def insert_new(self, table: t.Table, rows: Iterable[Row]) -> int:
+        return self._write(table, rows, replace=False)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        job_config = self._bq.QueryJobConfig(
+            default_dataset=f"{self.project}.{self.dataset}",
+            query_parameters=[_bq_param(p) for p in params or ()],
+        )
+        try:
+            result = self._client.query(sql, job_config=job_config).result()
+        except Exception as exc:
+            raise WarehouseError(f"query failed: {exc}") from None
+        return [dict(row.items()) for row in result]
+
+
+def _bq_json(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _bq_param(value: Any) -> Any:
+    from google.cloud import bigquery
+
+    kinds = {bool: "BOOL", int: "INT64", float: "FLOAT64", str: "STRING"}
+    if isinstance(value, dt.datetime):
+        return bigquery.ScalarQueryParameter(None, "TIMESTAMP", value)
+    if isinstance(value, dt.date):
+        return bigquery.ScalarQueryParameter(None, "DATE", value)
+    return bigquery.ScalarQueryParameter(None, kinds.get(type(value), "STRING"), value)
+
+
+__all__ = [
+    "BigQueryWarehouse",
+    "DuckDBWarehouse",
+    "Warehouse",
+    "bigquery_schema",
+    "connect",
+    "merge_sql",
+    "prepare_rows",
+]
