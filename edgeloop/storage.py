@@ -55,9 +55,7 @@ def _local_path(uri: str) -> Path:
     if uri.startswith("file://"):
         parsed = urlparse(uri)
         if parsed.netloc not in ("", "localhost"):
-            raise UnsupportedScheme(
-                f"file URI {uri!r} names host {parsed.netloc!r}; use file:///absolute/path"
-            )
+            raise UnsupportedScheme(f"file URI {uri!r} names host {parsed.netloc!r}; use file:///absolute/path")
         return Path(unquote(parsed.path))
     return Path(uri)
 
@@ -76,16 +74,14 @@ class LocalBackend:
     def open_read(self, uri: str) -> contextlib.AbstractContextManager[IO[bytes]]:
         path = _local_path(uri)
         try:
-            return open(path, "rb")  # noqa: SIM115 - returned as the context manager
+            return open(path, "rb")
         except FileNotFoundError:
             raise NotFound(f"{uri!r} does not exist; check the path") from None
         except IsADirectoryError:
             raise StorageError(f"{uri!r} is a folder, not a file") from None
 
     @contextlib.contextmanager
-    def open_write(
-        self, uri: str, *, if_absent: bool, if_generation: int | None
-    ) -> Iterator[IO[bytes]]:
+    def open_write(self, uri: str, *, if_absent: bool, if_generation: int | None) -> Iterator[IO[bytes]]:
         path = _local_path(uri)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +171,7 @@ def _split_gs(uri: str) -> tuple[str, str]:
 @functools.cache
 def _gcs_client(emulator: str | None, project: str | None) -> Any:
     try:
-        from google.cloud import storage as gcs
+        from google.cloud import storage as gcs  # type: ignore[attr-defined]
     except ImportError:
         raise MissingExtra("google-cloud-storage", "gcp") from None
     if emulator:
@@ -205,7 +201,9 @@ class GCSBackend:
         if isinstance(exc, gexc.NotFound):
             text = str(exc).lower()
             if "bucket" in text:
-                return NotFound(f"bucket {bucket!r} does not exist; create it (gcloud storage buckets create gs://{bucket}) or fix the URI")
+                return NotFound(
+                    f"bucket {bucket!r} does not exist; create it (gcloud storage buckets create gs://{bucket}) or fix the URI"
+                )
             return NotFound(f"{uri!r} does not exist; check the path")
         if isinstance(exc, gexc.PreconditionFailed):
             return PreconditionFailed(f"{uri!r} was written by someone else first; read it again")
@@ -229,9 +227,7 @@ class GCSBackend:
             reader.close()
 
     @contextlib.contextmanager
-    def open_write(
-        self, uri: str, *, if_absent: bool, if_generation: int | None
-    ) -> Iterator[IO[bytes]]:
+    def open_write(self, uri: str, *, if_absent: bool, if_generation: int | None) -> Iterator[IO[bytes]]:
         from google.api_core import exceptions as gexc
 
         blob = self._blob(uri)
@@ -245,7 +241,7 @@ class GCSBackend:
                 raise PreconditionFailed(f"{uri!r} already exists and is never overwritten")
         # Spool locally, upload on success: the object appears whole or not at all.
         with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
-            yield spool  # type: ignore[misc]
+            yield spool
             spool.seek(0)
             match = 0 if if_absent else if_generation
             try:

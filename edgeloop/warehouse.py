@@ -73,9 +73,7 @@ def prepare_rows(table: t.Table, rows: Iterable[Row]) -> list[dict[str, Any]]:
     for row in rows:
         unknown = set(row) - names
         if unknown:
-            raise WarehouseError(
-                f"{table.name}: unknown column(s) {sorted(unknown)}; known: {sorted(names)}"
-            )
+            raise WarehouseError(f"{table.name}: unknown column(s) {sorted(unknown)}; known: {sorted(names)}")
         clean: dict[str, Any] = {}
         for col in table.columns:
             value = row.get(col.name)
@@ -244,7 +242,7 @@ def bigquery_schema(table: t.Table) -> list[Any]:
             c.name,
             c.type.value,
             mode="REQUIRED" if (c.required or c.name in table.key) else "NULLABLE",
-            description=c.description or None,
+            description=c.description,
         )
         for c in table.columns
     ]
@@ -329,9 +327,7 @@ class BigQueryWarehouse:
         if not clean:
             return 0
         staging = self._ref(f"_staging_{table.name}_{uuid.uuid4().hex[:12]}")
-        job_config = self._bq.LoadJobConfig(
-            schema=bigquery_schema(table), write_disposition="WRITE_TRUNCATE"
-        )
+        job_config = self._bq.LoadJobConfig(schema=bigquery_schema(table), write_disposition="WRITE_TRUNCATE")
         payload = [{k: _bq_json(v) for k, v in r.items()} for r in clean]
         try:
             self._client.load_table_from_json(payload, staging, job_config=job_config).result()

@@ -1,0 +1,114 @@
+"""The model package contract: a folder with `model_card.json` and one file per variant.
+
+Training writes the first card (labels, input spec, metrics, gate, lineage); conversion
+adds the variants table; the registry re-checks every file against it before publishing.
+This module has no TensorFlow dependency so anyone can read a card.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.manifest import InputSpec
+
+CARD_NAME = "model_card.json"
+SCHEMA_VERSION = 1
+
+
+class Lineage(BaseModel):
+    """Where a model came from."""
+
+    dataset_version: str
+    dataset_uri: str | None = None
+    run_id: str
+    code_commit: str | None = None
+    parent_model: str | None = Field(default=None, description="Model URI it was warm-started from.")
+    backbone_source: str | None = None
+
+
+class GateCheck(BaseModel):
+    name: str
+    threshold: float | None = None
+    value: float | None = None
+    passed: bool
+    detail: str = ""
+
+
+class GateReport(BaseModel):
+    verdict: str = Field(description="pass, fail or forced")
+    checks: list[GateCheck] = Field(default_factory=list)
+    baseline: str | None = Field(default=None, description="Production model compared against, if any.")
+    forced_by: str | None = None
+    forced_reason: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict in ("pass", "forced")
+
+
+class VariantLatency(BaseModel):
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    init_ms: float
+    peak_mem_mb: float
+    threads: int | None = None
+    runs: int
+
+
+class VariantEntry(BaseModel):
+    """One converted file and the evidence that it works."""
+
+    variant: str
+    file: str = Field(description="File name inside the package folder.")
+    sha256: str
+    size: int
+    runtime: str
+    quantization: str
+    input_dtype: str
+    output_dtype: str
+    weights_quantized: bool
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    agreement: float | None = Field(default=None, description="Top-1 agreement with the Keras model.")
+    max_abs_diff: float | None = None
+    class_recall: dict[str, float] = Field(default_factory=dict)
+    latency: VariantLatency | None = None
+    publishable: bool
+    reason: str = ""
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    version: str = Field(description="The training run's version id; the registry assigns its own number on publish.")
+    created_at: dt.datetime
+    labels: list[str]
+    input: InputSpec
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    gate: GateReport | None = None
+    lineage: Lineage
+    variants: list[VariantEntry] = Field(default_factory=list)
+
+    def publishable_variants(self) -> list[VariantEntry]:
+        return [v for v in self.variants if v.publishable]
+
+
+def read_card(folder: str | Path) -> ModelCard:
+    """The card of a package folder (local or any storage URI)."""
+    from edgeloop import storage
+
+    return ModelCard.model_validate_json(storage.read_bytes(storage.join(str(folder), CARD_NAME)))
+
+
+def write_card(folder: str | Path, card: ModelCard) -> None:
+    from edgeloop import storage
+
+    storage.write_text(storage.join(str(folder), CARD_NAME), card.model_dump_json(indent=2) + "\n")
