@@ -53,9 +53,16 @@ def synth(
     images: Annotated[int, typer.Option(help="Photos per product.", min=1)] = 60,
     size: Annotated[int, typer.Option(help="Photo side in pixels.", min=32)] = 256,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 0,
-    difficulty: Annotated[float, typer.Option(help="0 = easy to tell apart, 1 = near-identical products.", min=0.0, max=1.0)] = 0.3,
-    add_products: Annotated[int, typer.Option("--add-products", help="Append N new products to an existing folder.", min=0)] = 0,
-    plant_bad: Annotated[bool, typer.Option("--plant-bad", help="Also plant corrupt, truncated, CMYK, huge, rotated and duplicate files.")] = False,
+    difficulty: Annotated[
+        float, typer.Option(help="0 = easy to tell apart, 1 = near-identical products.", min=0.0, max=1.0)
+    ] = 0.3,
+    add_products: Annotated[
+        int, typer.Option("--add-products", help="Append N new products to an existing folder.", min=0)
+    ] = 0,
+    plant_bad: Annotated[
+        bool,
+        typer.Option("--plant-bad", help="Also plant corrupt, truncated, CMYK, huge, rotated and duplicate files."),
+    ] = False,
 ) -> None:
     """Generate deterministic photos of unpackaged products (soaps, bath bombs, bottles)."""
     from rich.progress import Progress
@@ -89,9 +96,11 @@ def synth(
 
 @app.command("sql")
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run, e.g. \"SELECT * FROM v_best_run_per_dataset\".")],
+    query: Annotated[str, typer.Argument(help='SQL to run, e.g. "SELECT * FROM v_best_run_per_dataset".')],
     output_format: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
-    warehouse: Annotated[str | None, typer.Option(help="Warehouse URL (default: EDGELOOP_WAREHOUSE or the workspace DuckDB file).")] = None,
+    warehouse: Annotated[
+        str | None, typer.Option(help="Warehouse URL (default: EDGELOOP_WAREHOUSE or the workspace DuckDB file).")
+    ] = None,
 ) -> None:
     """Query the metrics warehouse (DuckDB or BigQuery) in SQL. Tables and views: `edgeloop sql "SHOW TABLES"` on DuckDB."""
     from edgeloop import warehouse as wh_mod

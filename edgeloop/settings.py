@@ -35,9 +35,7 @@ class Settings(BaseSettings):
             "<workspace>/warehouse.duckdb) or `bigquery://PROJECT/DATASET`."
         ),
     )
-    bq_project: str = Field(
-        default="", description="Shortcut for `bigquery://PROJECT/<bq_dataset>` when set."
-    )
+    bq_project: str = Field(default="", description="Shortcut for `bigquery://PROJECT/<bq_dataset>` when set.")
     bq_dataset: str = Field(default="edgeloop", description="BigQuery dataset (one per environment).")
     bq_location: str = Field(default="US", description="BigQuery location for the dataset.")
 
@@ -54,8 +52,7 @@ class Settings(BaseSettings):
     def _known_warehouse(cls, value: str) -> str:
         if value and not value.startswith(("duckdb://", "bigquery://")):
             raise ValueError(
-                f"unknown warehouse URL {value!r}; use duckdb:///path/file.duckdb "
-                "or bigquery://PROJECT/DATASET"
+                f"unknown warehouse URL {value!r}; use duckdb:///path/file.duckdb or bigquery://PROJECT/DATASET"
             )
         return value
 
@@ -110,13 +107,15 @@ def setup_logging(level: str | None = None) -> None:
         if level:
             logging.getLogger().setLevel(level)
         return
+    from rich.console import Console
     from rich.logging import RichHandler
 
     logging.basicConfig(
         level=level or "INFO",
         format="%(name)s: %(message)s",
         datefmt="[%X]",
-        handlers=[RichHandler(show_path=False, rich_tracebacks=False, markup=False)],
+        # Logs go to stderr so a command's stdout stays machine-readable.
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False)],
     )
     # Chatty third parties drown our own messages at INFO.
     for noisy in ("urllib3", "google", "absl", "apache_beam", "httpx", "httpcore"):

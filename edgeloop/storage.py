@@ -128,27 +128,20 @@ class LocalBackend:
         return ObjectInfo(uri, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), st.st_mtime_ns)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        path = _local_path(prefix)
-        as_file_uri = prefix.startswith("file://")
-        if path.is_dir():
-            root, name_prefix = path, ""
-        else:
-            root, name_prefix = path.parent, path.name
+        root = _local_path(prefix)
         if not root.is_dir():
-            return
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            rel_dir = Path(dirpath).relative_to(root)
-            for name in sorted(filenames):
-                rel = (rel_dir / name).as_posix()
+            return iter(())
+        as_file_uri = prefix.startswith("file://")
+        found = []
+        for dirpath, _dirnames, filenames in os.walk(root):
+            for name in filenames:
                 if name.startswith(".") and name.endswith(".tmp"):
                     continue  # an in-flight atomic write, not an object yet
-                if not rel.startswith(name_prefix):
-                    continue
                 full = Path(dirpath) / name
                 st = full.stat()
                 uri = full.resolve().as_uri() if as_file_uri else str(full)
-                yield ObjectInfo(uri, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), st.st_mtime_ns)
+                found.append(ObjectInfo(uri, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), st.st_mtime_ns))
+        return iter(sorted(found, key=lambda o: o.uri))
 
     def delete(self, uri: str) -> None:
         path = _local_path(uri)
@@ -263,8 +256,9 @@ class GCSBackend:
         from google.api_core import exceptions as gexc
 
         bucket, name = _split_gs(prefix)
+        folder = name.rstrip("/") + "/" if name.strip("/") else ""
         try:
-            for blob in self._client().list_blobs(bucket, prefix=name):
+            for blob in self._client().list_blobs(bucket, prefix=folder):
                 yield ObjectInfo(f"gs://{bucket}/{blob.name}", int(blob.size or 0), blob.updated, blob.generation)
         except gexc.GoogleAPIError as exc:
             raise self._translate(prefix, exc) from None
@@ -373,9 +367,9 @@ def size(uri: str) -> int:
     return stat(uri).size
 
 
-def list_objects(prefix: str) -> Iterator[ObjectInfo]:
-    """Every object under `prefix` (a folder, or a name prefix), sorted by URI."""
-    return backend(prefix).list(prefix)
+def list_objects(folder: str) -> Iterator[ObjectInfo]:
+    """Every object under `folder`, recursively, sorted by URI; nothing if the folder is absent."""
+    return backend(folder).list(folder)
 
 
 def delete(uri: str) -> None:

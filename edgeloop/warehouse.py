@@ -136,8 +136,9 @@ class DuckDBWarehouse:
         except ImportError:
             raise MissingExtra("duckdb", "warehouse") from None
         self.url = url
-        path = urlparse(url).path if url.startswith("duckdb:///") else url.removeprefix("duckdb://")
-        self.path = Path(path) if path not in ("", "/:memory:", ":memory:") else None
+        # As in SQLAlchemy: duckdb:///relative.duckdb, duckdb:////absolute/path.duckdb, duckdb:///:memory:
+        path = url.removeprefix("duckdb:///") if url.startswith("duckdb:///") else url.removeprefix("duckdb://")
+        self.path = Path(path) if path not in ("", ":memory:") else None
         target = str(self.path) if self.path else ":memory:"
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
