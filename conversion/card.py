@@ -81,6 +81,29 @@ class VariantEntry(BaseModel):
     latency: VariantLatency | None = None
     publishable: bool
     reason: str = ""
+    # Added by conversion (issue 5): the evidence behind `publishable`.
+    input_scale: float | None = Field(default=None, description="Input quantization: real = scale * (q - zero_point).")
+    input_zero_point: int | None = None
+    output_scale: float | None = None
+    output_zero_point: int | None = None
+    inspection: dict[str, Any] = Field(default_factory=dict, description="What the file holds, read back from it.")
+    checks: list[GateCheck] = Field(default_factory=list, description="Every parity-gate check, passed or not.")
+    export_seconds: float | None = None
+
+
+class ConversionInfo(BaseModel):
+    """How the variants were made and judged."""
+
+    converted_at: dt.datetime
+    options: dict[str, Any] = Field(default_factory=dict)
+    gate_ignored: bool = Field(default=False, description="True when --ignore-gate overrode a failed run gate.")
+    run_gate_verdict: str | None = None
+    n_eval_images: int
+    n_representative_images: int
+    keras_accuracy: float
+    keras_macro_f1: float
+    keras_class_recall: dict[str, float] = Field(default_factory=dict)
+    host: dict[str, str] = Field(default_factory=dict, description="CPU and library versions of the measuring host.")
 
 
 class ModelCard(BaseModel):
@@ -95,7 +118,11 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     gate: GateReport | None = None
     lineage: Lineage
+    training: dict[str, Any] = Field(
+        default_factory=dict, description="How the model was trained: backbone, every training setting, notes."
+    )
     variants: list[VariantEntry] = Field(default_factory=list)
+    conversion: ConversionInfo | None = None
 
     def publishable_variants(self) -> list[VariantEntry]:
         return [v for v in self.variants if v.publishable]

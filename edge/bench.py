@@ -122,3 +122,26 @@ def bench_file(
         return lambda: run(batch)
 
     return measure(load, runs=runs, warmup=warmup, threads=threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edge.bench FILE [--runs N] [--warmup N] [--threads N]`: print `LatencyStats` as JSON.
+
+    Running each file in its own process keeps peak memory per model rather than cumulative.
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m edge.bench", description="Latency of one model file.")
+    parser.add_argument("file")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    stats = bench_file(args.file, runs=args.runs, warmup=args.warmup, threads=args.threads)
+    print(json.dumps(stats.as_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

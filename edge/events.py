@@ -62,3 +62,43 @@ class TelemetryBatch(BaseModel):
 class TelemetryReceipt(BaseModel):
     accepted: int = Field(description="Events new to the registry.")
     duplicates: int = Field(description="Events already received before (same event_id).")
+
+
+class BenchmarkReport(BaseModel):
+    """What `edgeloop bench` on a device sends to `POST /v1/benchmarks`: one variant on one device class.
+
+    The latency fields are those of `edge.bench.LatencyStats`, so `{**stats.as_dict(), device_class=…,
+    model=…, version=…, variant=…}` is a valid report.
+
+    `benchmark_id` is the idempotency key, like `event_id`: resending a report adds nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    device_class: str = Field(min_length=1, max_length=64, examples=["pixel-6a"])
+    device_id: str | None = Field(default=None, max_length=128)
+    model: str = Field(min_length=1, max_length=128, examples=["shelf-products"])
+    version: int = Field(ge=1, le=2**31 - 1, examples=[7])
+    variant: str = Field(min_length=1, max_length=64, examples=["tflite_int8"])
+    runtime: str | None = Field(default=None, max_length=32, examples=["litert"])
+    threads: int | None = Field(default=None, ge=1, le=1024)
+    runs: int = Field(ge=1, le=1_000_000, examples=[50])
+    warmup: int | None = Field(default=None, ge=0, le=1_000_000)
+    p50_ms: float = Field(ge=0, le=3_600_000, examples=[4.2])
+    p90_ms: float = Field(ge=0, le=3_600_000, examples=[5.1])
+    p99_ms: float = Field(ge=0, le=3_600_000, examples=[7.9])
+    mean_ms: float | None = Field(default=None, ge=0, le=3_600_000)
+    std_ms: float | None = Field(default=None, ge=0, le=3_600_000)
+    min_ms: float | None = Field(default=None, ge=0, le=3_600_000)
+    max_ms: float | None = Field(default=None, ge=0, le=3_600_000)
+    init_ms: float | None = Field(default=None, ge=0, le=3_600_000)
+    peak_mem_mb: float | None = Field(default=None, ge=0, le=1_000_000)
+    measured_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @field_validator("measured_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("measured_at needs a time zone (send UTC, e.g. 2026-11-23T07:00:00Z)")
+        return value.astimezone(dt.UTC)

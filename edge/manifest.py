@@ -16,13 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge._exceptions import ManifestError as ManifestError  # re-exported: its historic home
 from edge.variants import Quantization, Runtime
 
 SCHEMA_VERSION = 1
-
-
-class ManifestError(Exception):
-    """A manifest that must not be trusted: bad signature, unknown key, malformed."""
 
 
 class InputSpec(BaseModel):
@@ -61,6 +58,13 @@ class Manifest(BaseModel):
     expires_at: dt.datetime
     rollback: bool = Field(default=False, description="True when the registry deliberately serves an older version.")
     rollout_percent: int = Field(default=100, ge=0, le=100)
+    served: Literal["target", "previous", "production"] = Field(
+        default="target",
+        description=(
+            "Why this version: the alias's target (device inside the rollout and targeting), the alias's "
+            "previous target, or production's target (device outside the rollout or targeting)."
+        ),
+    )
     key_id: str = Field(examples=["2026-11"])
     signature: str = ""
 

@@ -17,15 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from edge._exceptions import MetadataError as MetadataError  # re-exported: its historic home
 from edge.manifest import InputSpec
 
 METADATA_NAME = "edgeloop.json"
 LABELS_NAME = "labels.txt"
 ONNX_KEY = "edgeloop"
-
-
-class MetadataError(Exception):
-    """The file has no edgeloop metadata, or it is unreadable."""
 
 
 class ModelMetadata(BaseModel):
@@ -42,6 +39,10 @@ class ModelMetadata(BaseModel):
     # For a quantized output: probability = scale * (q - zero_point).
     output_scale: float | None = None
     output_zero_point: int | None = None
+    # Added by conversion: how the file was made, so a device can report it without the card.
+    runtime: str | None = None
+    quantization: str | None = None
+    run_id: str | None = None
 
 
 def tflite_with_metadata(flatbuffer: bytes, meta: ModelMetadata) -> bytes:

@@ -10,6 +10,8 @@ inside the model, so every runtime sees the same raw pixels.
 
 from __future__ import annotations
 
+import abc
+import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,21 +21,41 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge import metadata as md
+from edge import variants
+from edge._exceptions import ModelLoadError as ModelLoadError  # re-exported: its historic home
 from edge.variants import RUNTIME_OF_SUFFIX
+from edge.variants import Runtime as RuntimeName
 
 ImageLike = Any  # a PIL image or an HxWx3 uint8 array
-
-
-class ModelLoadError(Exception):
-    """The model file cannot be loaded or run here."""
 
 
 class Backend(Protocol):
     def run(self, batch: NDArray[Any]) -> NDArray[Any]: ...
 
 
-class LiteRTBackend:
+class Runtime(abc.ABC):
+    """One loaded model file in one inference engine: the only method is `run`.
+
+    Implementations expose the tensor types they found in the file so that the
+    `Classifier` can quantize inputs and dequantize outputs; `run` must be safe to
+    call from several threads at once (serialise inside if the engine is not).
+    """
+
+    name: RuntimeName
+    input_dtype: np.dtype[Any]
+    output_dtype: np.dtype[Any]
+    input_quant: tuple[float, int] = (0.0, 0)
+    output_quant: tuple[float, int] = (0.0, 0)
+
+    @abc.abstractmethod
+    def run(self, batch: NDArray[Any]) -> NDArray[Any]:
+        """Raw model output for a batch already in the model's input dtype."""
+
+
+class LiteRTBackend(Runtime):
     """LiteRT's interpreter, resized per batch size; one interpreter is not thread-safe, so calls are serialised."""
+
+    name: RuntimeName = "litert"
 
     def __init__(self, path: Path, threads: int | None) -> None:
         try:
@@ -51,8 +73,10 @@ class LiteRTBackend:
         self._lock = threading.Lock()
         self.input_dtype = np.dtype(self._input["dtype"])
         self.output_dtype = np.dtype(self._output["dtype"])
-        self.input_quant = tuple(self._input.get("quantization", (0.0, 0)))
-        self.output_quant = tuple(self._output.get("quantization", (0.0, 0)))
+        in_q = self._input.get("quantization", (0.0, 0))
+        out_q = self._output.get("quantization", (0.0, 0))
+        self.input_quant = (float(in_q[0]), int(in_q[1]))
+        self.output_quant = (float(out_q[0]), int(out_q[1]))
 
     def run(self, batch: NDArray[Any]) -> NDArray[Any]:
         with self._lock:
@@ -65,8 +89,10 @@ class LiteRTBackend:
             return np.array(self._interp.get_tensor(self._output["index"]))
 
 
-class OnnxBackend:
+class OnnxBackend(Runtime):
     """onnxruntime on the CPU; sessions are thread-safe for `run`."""
+
+    name: RuntimeName = "onnxruntime"
 
     def __init__(self, path: Path, threads: int | None) -> None:
         try:
@@ -88,31 +114,43 @@ class OnnxBackend:
         types = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
         self.input_dtype = np.dtype(types.get(inp.type, "float32"))
         self.output_dtype = np.dtype("float32")
-        self.input_quant: tuple[float, int] = (0.0, 0)
-        self.output_quant: tuple[float, int] = (0.0, 0)
 
     def run(self, batch: NDArray[Any]) -> NDArray[Any]:
         return np.asarray(self._session.run(None, {self._input_name: batch})[0])
 
 
+RUNTIMES: dict[RuntimeName, type[Runtime]] = {"litert": LiteRTBackend, "onnxruntime": OnnxBackend}
+_RUNTIME_MODULES: dict[RuntimeName, str] = {"litert": "ai_edge_litert", "onnxruntime": "onnxruntime"}
+
+
+def available_runtimes() -> list[RuntimeName]:
+    """Runtimes whose engine is installed here, preferred first (LiteRT is the smaller one on phones)."""
+    return [name for name in RUNTIMES if importlib.util.find_spec(_RUNTIME_MODULES[name]) is not None]
+
+
 class Classifier:
     """A loaded model: preprocessing, inference and top-k, for one file."""
 
-    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, threads: int | None = None, variant: str | None = None) -> None:
         self.path = Path(path)
         runtime = RUNTIME_OF_SUFFIX.get(self.path.suffix)
         if runtime is None:
             raise ModelLoadError(f"{self.path}: unknown model file type; expected .tflite or .onnx")
+        if variant is not None and variants.get(variant).runtime != runtime:
+            raise ModelLoadError(
+                f"{self.path}: variant {variant!r} runs on {variants.get(variant).runtime}, not {runtime}"
+            )
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: no such model file")
         self.runtime = runtime
-        self.backend: LiteRTBackend | OnnxBackend
+        self.backend: Runtime
         if runtime == "litert":
             self.metadata = md.read_tflite(self.path)
             self.backend = LiteRTBackend(self.path, threads)
         else:
-            self.backend = OnnxBackend(self.path, threads)
-            self.metadata = md.from_onnx_custom_map(self.backend.custom_metadata, str(self.path))
+            backend = OnnxBackend(self.path, threads)
+            self.metadata = md.from_onnx_custom_map(backend.custom_metadata, str(self.path))
+            self.backend = backend
         self.labels = list(self.metadata.labels)
         spec = self.metadata.input
         self.size = (spec.width, spec.height)
@@ -151,6 +189,8 @@ class Classifier:
         if raw.dtype == np.float32:
             return raw
         scale, zero = self.backend.output_quant
+        if not scale and self.metadata.output_scale:
+            scale, zero = self.metadata.output_scale, self.metadata.output_zero_point or 0
         if scale:
             return ((raw.astype(np.float32) - zero) * scale).astype(np.float32)
         return raw.astype(np.float32)
@@ -182,6 +222,6 @@ class Classifier:
         return out
 
 
-def load(path: str | Path, *, threads: int | None = None) -> Classifier:
+def load(path: str | Path, *, threads: int | None = None, variant: str | None = None) -> Classifier:
     """Load a .tflite or .onnx file written by `edgeloop convert`."""
-    return Classifier(path, threads=threads)
+    return Classifier(path, threads=threads, variant=variant)

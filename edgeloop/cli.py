@@ -113,6 +113,12 @@ def sql(
     print_rows(rows, output_format)
 
 
+def _demo_command() -> None:
+    from edgeloop.demo import demo
+
+    app.command("demo")(demo)
+
+
 def _load_plugins() -> None:
     for ep in sorted(entry_points(group="edgeloop.cli"), key=lambda e: e.name):
         try:
@@ -126,6 +132,7 @@ def _load_plugins() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a user mistake prints one line, not a traceback."""
+    _demo_command()
     _load_plugins()
     try:
         app(args=argv, standalone_mode=False)
@@ -137,12 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else 1
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+    except Exception as exc:
+        # Usage errors arrive here in non-standalone mode; typer may vendor its own click,
+        # so recognise them by shape rather than by class.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         raise
     return 0
 

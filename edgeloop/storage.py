@@ -164,7 +164,7 @@ def _split_gs(uri: str) -> tuple[str, str]:
 @functools.cache
 def _gcs_client(emulator: str | None, project: str | None) -> Any:
     try:
-        from google.cloud import storage as gcs  # type: ignore[attr-defined]
+        from google.cloud import storage as gcs  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         raise MissingExtra("google-cloud-storage", "gcp") from None
     if emulator:

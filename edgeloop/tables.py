@@ -112,6 +112,7 @@ DATASETS = Table(
         _c("input_uri", S, "Where the photos were read from."),
         _c("output_uri", S, "Folder holding the shards and dataset.json."),
         _c("n_input", I, "Files seen."),
+        _c("n_known", I, "Files skipped: the parent version already had them (incremental ingest)."),
         _c("n_written", I, "Examples written (all splits)."),
         _c("n_duplicates", I, "Files dropped as byte-identical duplicates."),
         _c("n_conflicts", I, "Files excluded because one photo was filed under two products."),
@@ -246,6 +247,7 @@ CONVERSIONS = Table(
         _c("publishable", B),
         _c("reason", S),
         _c("converted_at", TS),
+        _c("gate_ignored", B, "True when --ignore-gate converted a run that failed its gate."),
     ),
     key=("model_name", "model_version", "variant"),
 )

@@ -1,0 +1,56 @@
+"""Training: a dataset version in, a MobileNetV2 product classifier and its metrics out.
+
+    from pipelines.train import TrainOptions, TrainSettings, train
+
+    result = train(TrainOptions(dataset="workspace/datasets/v0001"))            # first model
+    result = train(TrainOptions(dataset="workspace/datasets/v0002",
+                                warm_start=result.run_dir))                     # new products
+
+Also: `edgeloop train --dataset … [--warm-start runs/<id>]`. The reader of the Examples
+contract for other stages is `pipelines.train.data.eval_arrays`. Importing this package
+does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InvalidInput, NanLoss, TrainError
+from .metrics import ClassMetrics, EvalReport, evaluate
+from .options import EpochRecord, TrainOptions, TrainResult, new_run_id
+from .settings import AugmentSettings, TrainSettings, get_train_settings
+
+
+def train(options: TrainOptions) -> TrainResult:
+    """Train, evaluate and record one model (see `pipelines.train.core.train`)."""
+    from .core import train as _train
+
+    return _train(options)
+
+
+def eval_arrays(
+    dataset_uri: str, split: str = "eval", size: tuple[int, int] = (96, 96), limit: int | None = None
+) -> Any:
+    """One split as (uint8 images N×H×W×3, class indices, label names); see `pipelines.train.data`."""
+    from .data import eval_arrays as _eval_arrays
+
+    return _eval_arrays(dataset_uri, split, size, limit)
+
+
+__all__ = [
+    "AugmentSettings",
+    "ClassMetrics",
+    "EpochRecord",
+    "EvalReport",
+    "InvalidInput",
+    "NanLoss",
+    "TrainError",
+    "TrainOptions",
+    "TrainResult",
+    "TrainSettings",
+    "eval_arrays",
+    "evaluate",
+    "get_train_settings",
+    "new_run_id",
+    "train",
+]

@@ -62,3 +62,10 @@ def test_data_synth_writes_class_folders(tmp_path: Path) -> None:
     assert len(folders) == 3
     assert all(len(list(f.glob("*.jpg"))) == 4 for f in folders)
     assert result.stdout.strip() == str(out)
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = run("no-such-command")
+    assert result.returncode == 2
+    assert "No such command" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,238 @@
+"""Benchmark conversion: size, latency and accuracy of every variant at two model sizes.
+
+    .venv/bin/python bench/convert.py [--epochs 20] [--runs 50] [--threads 2] [--skip-224]
+
+* demo: MobileNetV2 alpha 0.35 at 96 px, trained on synthetic product photos
+  (edgeloop.synth), so accuracy and macro-F1 are meaningful;
+* 224: MobileNetV2 alpha 1.0 at 224 px, random init (no ImageNet download here), for
+  size and latency; its parity numbers judge quantization noise, not accuracy.
+
+Each model goes through `conversion.convert` (latency via edge.bench in a fresh process
+per variant). Prints one table per model plus the targets, and writes
+bench/results/convert.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "convert.json"
+
+TARGETS = {
+    "int8_size_ratio_max": 0.30,
+    "fp16_size_ratio_about": 0.5,
+    "int8_p50_ratio_max": 0.65,
+    "int8_f1_drop_max_points": 1.0,
+}
+
+
+def bench_model(
+    label: str,
+    *,
+    size: int,
+    alpha: float,
+    epochs: int,
+    classes: int,
+    train_per_class: int,
+    eval_per_class: int,
+    runs: int,
+    threads: int,
+    rounds: int,
+    workdir: Path,
+) -> dict[str, Any]:
+    import statistics
+
+    from conversion import ConvertOptions, convert, testing
+    from conversion.pipeline import bench_subprocess
+
+    started = time.perf_counter()
+    splits = testing.synthetic_splits(
+        classes, train_per_class=train_per_class, eval_per_class=eval_per_class, size=size
+    )
+    model = testing.build_model(classes, size=size, alpha=alpha)
+    if epochs:
+        testing.train(model, splits.train_images, splits.train_labels, epochs=epochs, batch_size=16)
+    train_s = time.perf_counter() - started
+    run = testing.write_run(workdir / label / "run", model, splits.labels, run_id=f"bench-{label}")
+    result = convert(
+        run,
+        data=splits.conversion_data(representative_samples=min(200, len(splits.train_images))),
+        options=ConvertOptions(output=str(workdir / label / "package"), runs=runs, threads=threads, record=False),
+    )
+    info = result.card.conversion
+    assert info is not None  # convert() always fills it
+    # On a shared box one sequential pass is at the mercy of whoever else is running: time every
+    # file again in interleaved rounds (fresh process each) and keep the median p50 per variant.
+    package = Path(result.package_uri)
+    p50_rounds: dict[str, list[float]] = {v.variant: [] for v in result.card.variants}
+    for _ in range(rounds - 1):
+        for v in result.card.variants:
+            stats = bench_subprocess(package / v.file, runs=runs, warmup=5, threads=threads)
+            p50_rounds[v.variant].append(float(stats["p50_ms"]))
+    variants: dict[str, dict[str, Any]] = {}
+    for v in result.card.variants:
+        if v.latency:
+            p50_rounds[v.variant].append(v.latency.p50_ms)
+        variants[v.variant] = {
+            "size_bytes": v.size,
+            "p50_ms": statistics.median(p50_rounds[v.variant]) if p50_rounds[v.variant] else None,
+            "p50_ms_rounds": p50_rounds[v.variant],
+            "p90_ms": v.latency.p90_ms if v.latency else None,
+            "p99_ms": v.latency.p99_ms if v.latency else None,
+            "init_ms": v.latency.init_ms if v.latency else None,
+            "peak_mem_mb": v.latency.peak_mem_mb if v.latency else None,
+            "accuracy": v.accuracy,
+            "macro_f1": v.macro_f1,
+            "f1_drop_points": None if v.macro_f1 is None else 100 * (info.keras_macro_f1 - v.macro_f1),
+            "agreement": v.agreement,
+            "max_abs_diff": v.max_abs_diff,
+            "publishable": v.publishable,
+            "reason": v.reason,
+        }
+
+    def ratio(a: str, b: str, key: str) -> float | None:
+        x, y = variants[a][key], variants[b][key]
+        return None if x is None or y is None else float(x) / float(y)
+
+    ratios = {
+        "tflite_int8_size": ratio("tflite_int8", "tflite_fp32", "size_bytes"),
+        "tflite_fp16_size": ratio("tflite_fp16", "tflite_fp32", "size_bytes"),
+        "tflite_dynamic_size": ratio("tflite_dynamic", "tflite_fp32", "size_bytes"),
+        "onnx_int8_size": ratio("onnx_int8", "onnx_fp32", "size_bytes"),
+        "tflite_int8_p50": ratio("tflite_int8", "tflite_fp32", "p50_ms"),
+        "tflite_fp16_p50": ratio("tflite_fp16", "tflite_fp32", "p50_ms"),
+        "tflite_dynamic_p50": ratio("tflite_dynamic", "tflite_fp32", "p50_ms"),
+        "onnx_int8_p50": ratio("onnx_int8", "onnx_fp32", "p50_ms"),
+    }
+    return {
+        "model": f"MobileNetV2 alpha={alpha} {size}px",
+        "trained_epochs": epochs,
+        "classes": classes,
+        "train_images": len(splits.train_images),
+        "eval_images": info.n_eval_images,
+        "keras_accuracy": info.keras_accuracy,
+        "keras_macro_f1": info.keras_macro_f1,
+        "train_seconds": round(train_s, 1),
+        "convert_seconds": round(result.seconds, 1),
+        "variants": variants,
+        "ratios": ratios,
+        "table": result.table,
+    }
+
+
+def verdicts(result: dict[str, Any], *, judge_f1: bool) -> list[tuple[str, float | None, str, bool | None]]:
+    r, v = result["ratios"], result["variants"]
+    out: list[tuple[str, float | None, str, bool | None]] = []
+
+    def add(name: str, value: float | None, target: str, ok: bool | None) -> None:
+        out.append((name, value, target, ok))
+
+    for fmt in ("tflite", "onnx"):
+        value = r[f"{fmt}_int8_size"]
+        add(
+            f"{fmt} int8/fp32 size",
+            value,
+            "<= 0.30",
+            None if value is None else value <= TARGETS["int8_size_ratio_max"],
+        )
+        value = r[f"{fmt}_int8_p50"]
+        add(f"{fmt} int8/fp32 p50", value, "<= 0.65", None if value is None else value <= TARGETS["int8_p50_ratio_max"])
+    value = r["tflite_fp16_size"]
+    add("tflite fp16/fp32 size", value, "~ 0.5", None if value is None else abs(value - 0.5) <= 0.06)
+    value = r["tflite_dynamic_p50"]
+    add("tflite dynamic/fp32 p50 (informational)", value, "< 1 expected; > 1 is an inversion", None)
+    if judge_f1:
+        for name in ("tflite_int8", "onnx_int8"):
+            drop = v[name]["f1_drop_points"]
+            add(f"{name} macro-F1 drop (points)", drop, "<= 1.0", None if drop is None else drop <= 1.0)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    # `python bench/convert.py` puts bench/ first on sys.path, where sibling scripts (e.g. a
+    # bench/edge.py) would shadow the real packages; the repo's packages must win.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=20, help="Training epochs of the demo-size model.")
+    parser.add_argument("--classes", type=int, default=5)
+    parser.add_argument("--train-per-class", type=int, default=60)
+    parser.add_argument("--eval-per-class", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="Latency rounds per variant (median p50 is kept).")
+    parser.add_argument("--skip-224", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    for noisy in ("absl", "tensorflow", "tf2onnx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    results: dict[str, Any] = {"targets": TARGETS}
+    from conversion.pipeline import host_info
+
+    results["host"] = host_info()
+    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
+        results["demo"] = bench_model(
+            "demo",
+            size=96,
+            alpha=0.35,
+            epochs=args.epochs,
+            classes=args.classes,
+            train_per_class=args.train_per_class,
+            eval_per_class=args.eval_per_class,
+            runs=args.runs,
+            threads=args.threads,
+            rounds=args.rounds,
+            workdir=Path(tmp),
+        )
+        if not args.skip_224:
+            results["mnv2_224"] = bench_model(
+                "mnv2_224",
+                size=224,
+                alpha=1.0,
+                epochs=0,
+                classes=args.classes,
+                train_per_class=8,
+                eval_per_class=10,
+                runs=args.runs,
+                threads=args.threads,
+                rounds=args.rounds,
+                workdir=Path(tmp),
+            )
+    results["command"] = "bench/convert.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    for key, judge_f1 in (("demo", True), ("mnv2_224", False)):
+        if key not in results:
+            continue
+        res = results[key]
+        print(
+            f"\n## {res['model']} — trained {res['trained_epochs']} epochs, {res['eval_images']} eval images, "
+            f"Keras accuracy {res['keras_accuracy']:.4f}, macro-F1 {res['keras_macro_f1']:.4f}\n"
+        )
+        print(res["table"])
+        print(
+            "Median p50 over rounds (ms): "
+            + ", ".join(f"{name} {v['p50_ms']:.2f}" for name, v in res["variants"].items() if v["p50_ms"] is not None)
+            + "\n"
+        )
+        print("| target | measured | goal | met |\n|---|---|---|---|")
+        checks = verdicts(res, judge_f1=judge_f1)
+        res["verdicts"] = [dict(zip(("target", "value", "goal", "met"), c, strict=True)) for c in checks]
+        for name, value, goal, ok in checks:
+            shown = "-" if value is None else f"{value:.3f}"
+            print(f"| {name} | {shown} | {goal} | {'-' if ok is None else ('yes' if ok else 'NO')} |")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"\nwrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""The parity gate: metrics of a variant against the Keras model, and the rules they must pass.
+
+Pure numpy, no TensorFlow: the fast suite tests these rules directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.variants import VariantSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    """Classification metrics of one model on the eval split."""
+
+    accuracy: float
+    macro_f1: float
+    class_recall: dict[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Parity:
+    """A variant's metrics and how closely it follows the Keras model."""
+
+    metrics: Metrics
+    agreement: float  # share of images whose top-1 equals Keras' top-1
+    max_abs_diff: float  # largest |p_variant - p_keras| over images and classes
+    n_images: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """The gate, from settings. Drops are fractions (0.01 = 1 point)."""
+
+    max_f1_drop: float = 0.01
+    max_recall_drop: float = 0.03
+    min_agreement_quantized: float = 0.98
+    min_agreement_fp32: float = 0.999
+    max_abs_diff_fp32: float = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One rule applied to one variant."""
+
+    name: str
+    value: float
+    threshold: float
+    passed: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def classification_metrics(y_true: NDArray[Any], y_pred: NDArray[Any], labels: Sequence[str]) -> Metrics:
+    """Accuracy, macro F1 and per-class recall; classes absent from eval are left out of the macro mean."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(f"need equal, non-empty label arrays; got {y_true.shape} and {y_pred.shape}")
+    f1s: list[float] = []
+    recall: dict[str, float] = {}
+    for index, label in enumerate(labels):
+        support = int(np.sum(y_true == index))
+        if support == 0:
+            continue  # a class with no eval images has no recall to lose
+        tp = int(np.sum((y_true == index) & (y_pred == index)))
+        predicted = int(np.sum(y_pred == index))
+        rec = tp / support
+        prec = tp / predicted if predicted else 0.0
+        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+        recall[label] = rec
+    return Metrics(
+        accuracy=float(np.mean(y_true == y_pred)),
+        macro_f1=float(np.mean(f1s)) if f1s else 0.0,
+        class_recall=recall,
+    )
+
+
+def parity(probs: NDArray[Any], reference: NDArray[Any], y_true: NDArray[Any], labels: Sequence[str]) -> Parity:
+    """Metrics of `probs` and its agreement with the reference (Keras) probabilities."""
+    probs = np.asarray(probs, dtype=np.float32)
+    reference = np.asarray(reference, dtype=np.float32)
+    if probs.shape != reference.shape:
+        raise ValueError(f"variant output {probs.shape} does not match the Keras output {reference.shape}")
+    top = probs.argmax(axis=1)
+    return Parity(
+        metrics=classification_metrics(y_true, top, labels),
+        agreement=float(np.mean(top == reference.argmax(axis=1))),
+        max_abs_diff=float(np.max(np.abs(probs - reference))),
+        n_images=int(probs.shape[0]),
+    )
+
+
+def is_quantized(spec: VariantSpec) -> bool:
+    """fp16 halves the weights, so it is judged like the integer variants."""
+    return spec.quantization != "fp32"
+
+
+def checks(spec: VariantSpec, variant: Parity, keras: Metrics, thresholds: Thresholds) -> list[Check]:
+    """Every gate rule for one variant, passed or not."""
+    out: list[Check] = []
+    f1_drop = keras.macro_f1 - variant.metrics.macro_f1
+    out.append(
+        Check(
+            "macro_f1_drop",
+            f1_drop,
+            thresholds.max_f1_drop,
+            f1_drop <= thresholds.max_f1_drop + 1e-12,
+            f"macro-F1 {variant.metrics.macro_f1:.4f} vs Keras {keras.macro_f1:.4f}: "
+            f"drop {100 * f1_drop:.2f} points (max {100 * thresholds.max_f1_drop:.2f})",
+        )
+    )
+    for label, keras_recall in keras.class_recall.items():
+        rec = variant.metrics.class_recall.get(label, 0.0)
+        drop = keras_recall - rec
+        out.append(
+            Check(
+                f"class_recall_drop:{label}",
+                drop,
+                thresholds.max_recall_drop,
+                drop <= thresholds.max_recall_drop + 1e-12,
+                f"recall of {label!r} {rec:.4f} vs Keras {keras_recall:.4f}: "
+                f"drop {100 * drop:.2f} points (max {100 * thresholds.max_recall_drop:.2f})",
+            )
+        )
+    min_agreement = thresholds.min_agreement_quantized if is_quantized(spec) else thresholds.min_agreement_fp32
+    out.append(
+        Check(
+            "top1_agreement",
+            variant.agreement,
+            min_agreement,
+            variant.agreement >= min_agreement - 1e-12,
+            f"top-1 agreement with Keras {100 * variant.agreement:.2f}% "
+            f"(min {100 * min_agreement:.2f}%) on {variant.n_images} images",
+        )
+    )
+    if not is_quantized(spec):
+        out.append(
+            Check(
+                "max_abs_diff",
+                variant.max_abs_diff,
+                thresholds.max_abs_diff_fp32,
+                variant.max_abs_diff <= thresholds.max_abs_diff_fp32,
+                f"max abs probability difference {variant.max_abs_diff:.2e} (max {thresholds.max_abs_diff_fp32:.0e})",
+            )
+        )
+    return out
+
+
+def failures(found: Sequence[Check]) -> list[str]:
+    """The failed checks in words: which check, value vs threshold."""
+    return [f"parity gate failed: {c.detail}" for c in found if not c.passed]

@@ -1,0 +1,55 @@
+"""Conversion settings, read from `EDGELOOP_CONVERT_*` variables (and `.env`).
+
+Nothing is built at import: call `get_convert_settings()`; tests clear its cache.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edgeloop.settings import load
+
+# tf2onnx 1.17 knows opsets up to 18; per-channel QDQ needs 13 or later.
+MIN_OPSET = 13
+MAX_OPSET = 18
+
+
+class ConvertSettings(BaseSettings):
+    """Defaults for `edgeloop convert`; CLI flags and `ConvertOptions` override them per call."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGELOOP_CONVERT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    variants: str = Field(default="all", description="Comma-separated variant names, or `all`.")
+    opset: int = Field(default=17, description=f"ONNX opset for tf2onnx ({MIN_OPSET}..{MAX_OPSET}).")
+    representative_samples: int = Field(default=200, ge=1, description="Train images used to calibrate int8.")
+    eval_limit: int | None = Field(default=None, ge=1, description="Cap on eval images for parity (None: all).")
+    threads: int = Field(default=2, ge=1, description="CPU threads for parity and latency runs.")
+    runs: int = Field(default=50, ge=1, description="Timed latency runs per variant (after warm-up).")
+    warmup: int = Field(default=5, ge=0, description="Untimed warm-up runs per variant.")
+    output: str = Field(default="", description="Package root (default: <workspace>/packages).")
+    # The parity gate. Drops are fractions (0.01 = 1 point).
+    max_f1_drop: float = Field(default=0.01, ge=0, description="Max macro-F1 drop vs Keras.")
+    max_recall_drop: float = Field(default=0.03, ge=0, description="Max per-class recall drop vs Keras.")
+    min_agreement_quantized: float = Field(default=0.98, ge=0, le=1, description="Min top-1 agreement, quantized.")
+    min_agreement_fp32: float = Field(default=0.999, ge=0, le=1, description="Min top-1 agreement, fp32.")
+    max_abs_diff_fp32: float = Field(default=1e-4, ge=0, description="Max abs probability difference, fp32.")
+
+    @field_validator("opset")
+    @classmethod
+    def _known_opset(cls, value: int) -> int:
+        if not MIN_OPSET <= value <= MAX_OPSET:
+            raise ValueError(f"opset {value} is not supported; use {MIN_OPSET}..{MAX_OPSET} (tf2onnx 1.17)")
+        return value
+
+
+@functools.cache
+def get_convert_settings() -> ConvertSettings:
+    """The process-wide conversion settings."""
+    settings = load(ConvertSettings)
+    assert isinstance(settings, ConvertSettings)  # narrowing for mypy
+    return settings

@@ -1,0 +1,246 @@
+"""The on-device model store: immutable versioned files and one small pointer file.
+
+    <root>/models/<model>-v<version>-<sha16><suffix>   written once: temp + fsync + rename + dir fsync
+    <root>/state.json                                    {"current", "previous", "blocked", "manifest_etag"}
+    <root>/downloads/                                    partial downloads (resumable)
+
+`state.json` is only ever replaced by an atomic rename, and a model file is
+deleted only after the state stops pointing at it, so a crash at any instant
+leaves either the old or the new state, each naming complete files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from edge._exceptions import StoreError
+
+log = logging.getLogger(__name__)
+
+STATE_NAME = "state.json"
+# Every point at which an install or revert can be interrupted; crash tests hook each one.
+STEPS = ("copy_file", "fsync_file", "rename_file", "fsync_models_dir", "write_state", "rename_state", "gc")
+
+
+@dataclasses.dataclass(frozen=True)
+class InstalledModel:
+    """One model file in the store and where it came from."""
+
+    model: str
+    version: int
+    variant: str
+    sha256: str
+    size: int
+    file: str  # name inside <root>/models
+    labels: tuple[str, ...]
+    source: Literal["bundled", "registry"] = "registry"
+    rollback: bool = False  # installed from a signed rollback manifest
+    installed_at: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["labels"] = list(self.labels)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InstalledModel:
+        return cls(**{**data, "labels": tuple(data["labels"])})
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockedVersion:
+    """A version that failed its health check here: never installed again."""
+
+    version: int
+    sha256: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreState:
+    current: InstalledModel | None = None
+    previous: InstalledModel | None = None
+    blocked: tuple[BlockedVersion, ...] = ()
+    manifest_etag: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "current": self.current.as_json() if self.current else None,
+            "previous": self.previous.as_json() if self.previous else None,
+            "blocked": [dataclasses.asdict(b) for b in self.blocked],
+            "manifest_etag": self.manifest_etag,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StoreState:
+        return cls(
+            current=InstalledModel.from_json(data["current"]) if data.get("current") else None,
+            previous=InstalledModel.from_json(data["previous"]) if data.get("previous") else None,
+            blocked=tuple(BlockedVersion(**b) for b in data.get("blocked", [])),
+            manifest_etag=data.get("manifest_etag"),
+        )
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    # A rename is durable only once its directory entry is; not every OS lets us open a directory.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ModelStore:
+    """Installs, reverts and remembers models under one folder. Safe against crashes at any step."""
+
+    def __init__(self, root: str | Path, *, step_hook: Callable[[str], None] | None = None) -> None:
+        self.root = Path(root)
+        self.models_dir = self.root / "models"
+        self.downloads_dir = self.root / "downloads"
+        self._hook = step_hook
+        self._lock = threading.RLock()
+        for folder in (self.root, self.models_dir, self.downloads_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def state(self) -> StoreState:
+        """The committed state; a missing or unreadable pointer file reads as an empty store."""
+        path = self.root / STATE_NAME
+        try:
+            return StoreState.from_json(json.loads(path.read_bytes()))
+        except FileNotFoundError:
+            return StoreState()
+        except (ValueError, KeyError, TypeError) as exc:
+            # Only a disk fault can get here (the file is replaced atomically); the bundled model takes over.
+            log.error("model store pointer %s is unreadable (%s); treating the store as empty", path, exc)
+            return StoreState()
+
+    def path_of(self, entry: InstalledModel) -> Path:
+        return self.models_dir / entry.file
+
+    def usable(self) -> InstalledModel | None:
+        """The current model if its file is intact, else the previous one, else None."""
+        state = self.state()
+        for entry in (state.current, state.previous):
+            if entry is not None and self._intact(entry):
+                return entry
+        return None
+
+    def is_blocked(self, version: int, sha256: str) -> bool:
+        return any(b.version == version and b.sha256 == sha256 for b in self.state().blocked)
+
+    def _intact(self, entry: InstalledModel) -> bool:
+        try:
+            return self.path_of(entry).stat().st_size == entry.size
+        except OSError:
+            return False
+
+    # -- writing ----------------------------------------------------------------------
+
+    def _step(self, name: str) -> None:
+        if self._hook is not None:
+            self._hook(name)
+
+    def _commit(self, state: StoreState) -> None:
+        data = json.dumps(state.as_json(), indent=1, sort_keys=True).encode()
+        tmp = self.root / f".{STATE_NAME}.tmp"
+        self._step("write_state")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._step("rename_state")
+        os.replace(tmp, self.root / STATE_NAME)
+        fsync_dir(self.root)
+
+    def file_name(self, model: str, version: int, sha256: str, suffix: str) -> str:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", model)
+        return f"{safe}-v{version}-{sha256[:16]}{suffix}"
+
+    def install(self, src: Path, entry: InstalledModel, *, move: bool = False) -> StoreState:
+        """Make `src` the current model (the old current becomes previous). `move` consumes `src`."""
+        with self._lock:
+            final = self.models_dir / entry.file
+            if not final.exists():
+                tmp = self.models_dir / f".{entry.file}.tmp"
+                self._step("copy_file")
+                if move:
+                    os.replace(src, tmp)
+                else:
+                    shutil.copyfile(src, tmp)
+                self._step("fsync_file")
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self._step("rename_file")
+                os.replace(tmp, final)
+                self._step("fsync_models_dir")
+                fsync_dir(self.models_dir)
+            elif move:
+                src.unlink(missing_ok=True)
+            old = self.state()
+            stamped = dataclasses.replace(entry, installed_at=dt.datetime.now(dt.UTC).isoformat())
+            previous = old.current if old.current and old.current.file != entry.file else old.previous
+            state = dataclasses.replace(old, current=stamped, previous=previous)
+            self._commit(state)
+            self._gc(state)
+            return state
+
+    def revert(self, reason: str) -> StoreState:
+        """Put `previous` back as current (none if there is none) and block the failed current version for good."""
+        with self._lock:
+            old = self.state()
+            if old.current is None:
+                raise StoreError(f"nothing to revert in {self.root}: no current model")
+            failed = old.current
+            blocked = (*old.blocked, BlockedVersion(failed.version, failed.sha256, reason))
+            state = dataclasses.replace(old, current=old.previous, previous=None, blocked=blocked)
+            self._commit(state)
+            self._gc(state)
+            return state
+
+    def block(self, version: int, sha256: str, reason: str) -> None:
+        with self._lock:
+            old = self.state()
+            if not any(b.version == version and b.sha256 == sha256 for b in old.blocked):
+                self._commit(dataclasses.replace(old, blocked=(*old.blocked, BlockedVersion(version, sha256, reason))))
+
+    def set_etag(self, etag: str | None) -> None:
+        with self._lock:
+            old = self.state()
+            if old.manifest_etag != etag:
+                self._commit(dataclasses.replace(old, manifest_etag=etag))
+
+    def _gc(self, state: StoreState) -> None:
+        self._step("gc")
+        keep = {e.file for e in (state.current, state.previous) if e is not None}
+        for path in self.models_dir.iterdir():
+            if path.name not in keep:
+                path.unlink(missing_ok=True)

@@ -1,0 +1,40 @@
+"""The errors ingest raises.
+
+    EdgeloopError (edgeloop.errors)
+    └── IngestError              ingest cannot run as asked
+        ├── InputNotFoundError   the input folder, bucket prefix or catalogue does not exist
+        ├── EmptyInputError      the input holds no files
+        ├── CatalogueError       a catalogue (CSV/JSONL of uri,label) row cannot be read
+        ├── DatasetVersionError  a dataset version is taken, missing or unreadable
+        └── CountMismatchError   the job lost or invented files (a bug: please report it)
+
+Each message names the offending value and what to do about it.
+"""
+
+from __future__ import annotations
+
+from edgeloop.errors import EdgeloopError
+
+
+class IngestError(EdgeloopError):
+    """Ingest cannot run as asked."""
+
+
+class InputNotFoundError(IngestError):
+    """The input folder, bucket prefix or catalogue does not exist."""
+
+
+class EmptyInputError(IngestError):
+    """The input holds no files."""
+
+
+class CatalogueError(IngestError):
+    """A catalogue row cannot be read."""
+
+
+class DatasetVersionError(IngestError):
+    """A dataset version is taken, missing or unreadable."""
+
+
+class CountMismatchError(IngestError):
+    """input != written + duplicates + conflicts + dead letters."""

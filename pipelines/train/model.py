@@ -1,0 +1,137 @@
+"""The classifier: raw RGB pixels in, class probabilities out, MobileNetV2 in between.
+
+    pixels (float32, 0..255, H×W×3) -> Rescaling to [-1, 1] -> MobileNetV2 backbone
+        -> global average pool -> dropout -> Dense softmax (float32) "probabilities"
+
+Preprocessing lives inside the model so TFLite, ONNX and the edge runtime all feed the
+same raw pixels. A pretrained backbone (imagenet, a weights file, a warm start) is
+called with `training=False`, keeping its BatchNorm statistics fixed while the head
+trains and while the top layers fine-tune; a randomly initialised one trains whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.train.errors import InvalidInput
+
+BACKBONE = "backbone"
+HEAD = "probabilities"
+INPUT = "pixels"
+
+
+def build_model(
+    n_classes: int,
+    *,
+    alpha: float,
+    size: int,
+    dropout: float,
+    weights: str | None,
+    pretrained: bool,
+) -> Any:
+    """A fresh classifier; `weights` is None, "imagenet" or a local weights file for the backbone."""
+    import keras
+
+    try:
+        backbone = keras.applications.MobileNetV2(
+            input_shape=(size, size, 3),
+            alpha=alpha,
+            include_top=False,
+            weights=weights,
+            pooling=None,
+            name=BACKBONE,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"cannot build MobileNetV2 alpha={alpha} size={size} weights={weights!r}: {exc}") from None
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot load backbone weights {weights!r}: {exc}; imagenet weights need network access, "
+            "use --weights none or --warm-start runs/<id> offline"
+        ) from None
+    inputs = keras.Input(shape=(size, size, 3), dtype="float32", name=INPUT)
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
+    x = backbone(x, training=False) if pretrained else backbone(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name=HEAD)(x)
+    return keras.Model(inputs, outputs, name="edgeloop_classifier")
+
+
+def set_trainable(model: Any, *, backbone_layers: int | None) -> None:
+    """Freeze the backbone (None), or unfreeze its top `backbone_layers` (0 = all of it).
+
+    BatchNorm layers stay frozen when fine-tuning part of a pretrained backbone: their
+    moving statistics must not drift on a small dataset.
+    """
+    import keras
+
+    backbone = model.get_layer(BACKBONE)
+    if backbone_layers is None:
+        backbone.trainable = False
+        return
+    backbone.trainable = True
+    if backbone_layers == 0:
+        return
+    cut = max(0, len(backbone.layers) - backbone_layers)
+    for i, layer in enumerate(backbone.layers):
+        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def fast_batchnorm(model: Any, momentum: float = 0.9) -> None:
+    """Make BatchNorm statistics follow training quickly when the backbone starts from random.
+
+    MobileNetV2's momentum of 0.999 needs thousands of steps before the moving statistics
+    used at inference match the learned weights; a small catalogue trains for a few hundred.
+    """
+    import keras
+
+    for layer in model.get_layer(BACKBONE).layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+def head_weights(model: Any) -> tuple[Any, Any]:
+    kernel, bias = model.get_layer(HEAD).get_weights()
+    return kernel, bias
+
+
+def warm_start(model: Any, parent: Any, carried: dict[int, int]) -> None:
+    """Copy the parent's backbone into `model` and carry its head columns over by class index."""
+    from pipelines.train.labels import carry_over_head
+
+    try:
+        src = parent.get_layer(BACKBONE)
+    except ValueError:
+        raise InvalidInput("the warm-start model has no 'backbone' layer; it was not trained by edgeloop") from None
+    dst = model.get_layer(BACKBONE)
+    src_weights = src.get_weights()
+    dst_shapes = [w.shape for w in dst.get_weights()]
+    if [w.shape for w in src_weights] != dst_shapes:
+        raise InvalidInput(
+            "the warm-start model's backbone has a different shape (alpha) than this run's; "
+            "set --alpha to the parent's value"
+        )
+    dst.set_weights(src_weights)
+    old_kernel, old_bias = head_weights(parent)
+    new_kernel, new_bias = head_weights(model)
+    kernel, bias = carry_over_head(old_kernel, old_bias, new_kernel, new_bias, carried)
+    model.get_layer(HEAD).set_weights([kernel, bias])
+
+
+def load_model(uri: str) -> Any:
+    """A saved edgeloop `.keras` model from any storage URI."""
+    import keras
+
+    from edgeloop import storage
+
+    with storage.local_copy(uri) as path:
+        return keras.models.load_model(path, compile=False)
+
+
+def predict(model: Any, images: Any, batch_size: int = 64) -> Any:
+    """Probabilities for uint8 or float images (values 0..255), through Keras' compiled predict step."""
+    import numpy as np
+
+    if len(images) == 0:
+        return np.zeros((0, model.output_shape[-1]), dtype="float32")
+    return np.asarray(model.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0))

@@ -1,0 +1,156 @@
+"""`edgeloop serve` and `edgeloop keys create|list|revoke` (keys work directly on the database)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+keys_app = typer.Typer(
+    help="API keys of the registry (stored hashed; the token is printed once).", no_args_is_help=True
+)
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: EDGELOOP_REGISTRY_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: EDGELOOP_REGISTRY_PORT or 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default 1; DuckDB telemetry allows only 1).", min=1)
+    ] = None,
+) -> None:
+    """Run the registry API with uvicorn."""
+    import uvicorn
+
+    from registry_api.core.config import get_registry_settings
+    from registry_api.core.security import KeyRing
+    from registry_api.errors import InvalidRequest
+
+    # Flags travel as settings through the environment so every worker process sees them.
+    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[f"EDGELOOP_REGISTRY_{name}"] = str(value)
+    get_registry_settings.cache_clear()
+    settings = get_registry_settings()
+    if settings.workers > 1 and settings.warehouse.startswith("duckdb://"):
+        raise InvalidRequest(
+            "a DuckDB warehouse accepts one writing process; use --workers 1 or a bigquery:// warehouse"
+        )
+    # Create (and log) the signing key once, before workers race to do it.
+    ring = KeyRing.from_settings(
+        settings.signing_key, settings.signing_key_id, settings.extra_public_keys, settings.root / "signing_key.pem"
+    )
+    log.info("signing manifests with key %s; serving on http://%s:%d", ring.key_id, settings.host, settings.port)
+    uvicorn.run(
+        "registry_api.main:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=False,  # our own JSON access log replaces uvicorn's
+        log_level="warning",
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="Who holds it (shown in the audit log).")],
+    role: Annotated[str, typer.Option("--role", help="publisher, device or reader.")],
+    rate: Annotated[float | None, typer.Option("--rate", help="Requests/s for this key (default: per role).")] = None,
+) -> None:
+    """Create an API key and print its token (only this once)."""
+    from registry_api import crud
+    from registry_api.core.security import Role
+    from registry_api.errors import InvalidRequest
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise InvalidRequest(f"unknown role {role!r}; use publisher, device or reader") from None
+    with _sessions().begin() as session:
+        row, minted = crud.create_key(session, name, role_value, rate)
+        key_id = row.key_id
+    log.info("created %s key %r (id %s)", role_value.value, name, key_id)
+    typer.echo(minted.token)
+
+
+@keys_app.command("list")
+def keys_list(
+    output_format: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+) -> None:
+    """List API keys (never their tokens)."""
+    from edgeloop.render import print_rows
+    from registry_api import crud
+    from registry_api.models import ApiKeyPublic
+
+    with _sessions()() as session:
+        rows = [
+            ApiKeyPublic.model_validate(row, from_attributes=True).model_dump(mode="json")
+            for row in crud.list_keys(session)
+        ]
+    print_rows(rows, output_format)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="Key name or id.")]) -> None:
+    """Revoke a key (takes effect within keys_cache_ttl_s on running servers)."""
+    from registry_api import crud
+
+    with _sessions().begin() as session:
+        row = crud.revoke_key(session, name)
+        typer.echo(f"revoked {row.name} ({row.key_id})")
+
+
+def _sessions() -> sessionmaker[Session]:
+    from registry_api import db
+    from registry_api.core.config import get_registry_settings
+
+    engine = db.make_engine(get_registry_settings().database)
+    db.init_db(engine)
+    return db.session_factory(engine)
+
+
+def publish(
+    package: Annotated[
+        str, typer.Argument(help="Package folder from `edgeloop convert` (a path the registry can read, or gs://).")
+    ],
+    model: Annotated[str | None, typer.Option(help="Model name (default: the card's name).")] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="Also point this alias (e.g. production, canary) at the version.")
+    ] = None,
+    rollout: Annotated[int, typer.Option(help="Rollout percent for --alias.", min=0, max=100)] = 100,
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit log.")] = None,
+    registry: Annotated[
+        str, typer.Option(envvar="EDGELOOP_REGISTRY_URL", help="Registry base URL.")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[str, typer.Option(envvar="EDGELOOP_API_KEY", help="A key with the publisher role.")] = "",
+) -> None:
+    """Publish a model package to a running registry (idempotent) and optionally move an alias to it."""
+    from pathlib import Path
+
+    from conversion.card import read_card
+    from registry_api.client import RegistryClient
+
+    name = model or read_card(package).name
+    uri = str(Path(package).resolve()) if "://" not in package else package
+    with RegistryClient(registry, api_key) as client:
+        published = client.publish(name, uri)
+        typer.echo(f"{name} version {published.version} ({'new' if published.created else 'already published'})")
+        if alias:
+            state = client.set_alias(name, alias, published.version, rollout_percent=rollout, reason=reason)
+            typer.echo(f"{alias} -> version {state.version} at {state.rollout_percent} %")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve` and `keys` to the root `edgeloop` command."""
+    app.command("serve")(serve)
+    app.command("publish")(publish)
+    app.add_typer(keys_app, name="keys")

@@ -1,0 +1,132 @@
+"""Registry settings: `EDGELOOP_REGISTRY_*` variables (and `.env`), built only when asked for."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edgeloop.settings import get_settings, load
+
+
+def _workspace() -> Path:
+    return get_settings().workspace
+
+
+class RegistrySettings(BaseSettings):
+    """Everything one registry deployment needs; defaults keep it all under `<workspace>/registry/`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGELOOP_REGISTRY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; default sqlite:///<workspace>/registry/registry.db. PostgreSQL: postgresql+psycopg://…",
+    )
+    artifacts_uri: str = Field(
+        default="",
+        description="Where artifacts live (a folder or gs://bucket/prefix); default <workspace>/registry/artifacts.",
+    )
+    warehouse_url: str = Field(default="", description="Telemetry warehouse; default: EDGELOOP_WAREHOUSE.")
+    package_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders or gs:// prefixes a package may be registered from by URI; default: the workspace.",
+    )
+    public_url: str = Field(default="", description="Base URL devices use (for artifact_url); default: relative URLs.")
+
+    signing_key: str = Field(
+        default="",
+        description="Ed25519 private key: a PEM file path or base64 of the 32-byte seed. Empty: generate one into the workspace.",
+    )
+    signing_key_id: str = Field(
+        default="", description="Key id put in manifests; default: first 16 hex of sha256(public key)."
+    )
+    extra_public_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="Older (or next) public keys to list at /v1/keys during rotation: key id -> PEM or base64.",
+    )
+
+    manifest_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, description="Manifest lifetime (expires_at - issued_at).")
+    manifest_issue_interval_s: int = Field(
+        default=3600, ge=1, description="issued_at is rounded down to this, so ETags stay stable within it."
+    )
+    manifest_max_age_s: int = Field(
+        default=60, ge=0, description="Cache-Control max-age on manifests (CDN and device)."
+    )
+    state_cache_ttl_s: float = Field(
+        default=2.0, ge=0, description="How long a worker trusts its cached aliases/versions (other workers' changes)."
+    )
+    latency_budget_ms: float | None = Field(
+        default=None, gt=0, description="Default latency budget for variant choice."
+    )
+    latency_metric: Literal["p50_ms", "p90_ms", "p99_ms"] = "p90_ms"
+    default_variants: dict[str, str] = Field(
+        default_factory=lambda: {"litert": "tflite_int8", "onnxruntime": "onnx_int8"},
+        description="Variant served per runtime when no benchmark decides.",
+    )
+
+    max_package_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Upload cap for one package.")
+    max_telemetry_bytes: int = Field(
+        default=1024 * 1024, ge=1, description="Cap on a telemetry body (compressed and not)."
+    )
+    max_telemetry_events: int = Field(default=1000, ge=1, description="Cap on events per telemetry batch.")
+    telemetry_group_rows: int = Field(
+        default=5000, ge=1, description="Rows the warehouse writer commits at once at most."
+    )
+
+    rate_per_s: dict[str, float] = Field(
+        default_factory=lambda: {"publisher": 20.0, "device": 2000.0, "reader": 50.0},
+        description="Default token-bucket refill per role (requests/s); a key may override it.",
+    )
+    burst_s: float = Field(default=2.0, gt=0, description="Bucket size as seconds of refill.")
+    keys_cache_ttl_s: float = Field(default=5.0, ge=0, description="Revocations take effect within this.")
+
+    signed_url_redirect: bool = Field(
+        default=False,
+        description="On gs:// storage, answer downloads with a 307 to a signed URL (needs real credentials).",
+    )
+    signed_url_ttl_s: int = Field(default=900, ge=60)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    access_log: bool = True
+
+    @field_validator("default_variants")
+    @classmethod
+    def _known_variants(cls, value: dict[str, str]) -> dict[str, str]:
+        from edge.variants import VARIANTS
+
+        for runtime, name in value.items():
+            if name not in VARIANTS or VARIANTS[name].runtime != runtime:
+                raise ValueError(f"{runtime}={name!r} is not a {runtime} variant; known: {', '.join(VARIANTS)}")
+        return value
+
+    @property
+    def root(self) -> Path:
+        return _workspace() / "registry"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(self.root / 'registry.db').resolve()}"
+
+    @property
+    def artifacts(self) -> str:
+        return self.artifacts_uri or str((self.root / "artifacts").resolve())
+
+    @property
+    def warehouse(self) -> str:
+        return self.warehouse_url or get_settings().warehouse_url
+
+
+@functools.cache
+def get_registry_settings() -> RegistrySettings:
+    """The process-wide registry settings (cached; tests call `get_registry_settings.cache_clear()`)."""
+    settings = load(RegistrySettings)
+    if not isinstance(settings, RegistrySettings):  # load returns what it is given; narrowing for mypy
+        raise TypeError("unexpected settings type")
+    return settings

@@ -1,0 +1,65 @@
+"""Domain errors of the registry; the API layer alone turns them into HTTP statuses.
+
+RegistryError              every registry error (an EdgeloopError: the CLI prints it)
+├── NotFoundError          no such model, version, alias, artifact or key          → 404
+├── PackageRejected        card, hashes or verdicts of a package do not check out   → 422
+├── InvalidRequest         a well-formed request that cannot be honoured            → 422
+├── PayloadTooLarge        body over a configured cap                               → 413
+├── Unauthenticated        missing, unknown or revoked API key                      → 401
+├── Forbidden              the key's role may not do this                           → 403
+├── RateLimited            the key's token bucket is empty (has `retry_after`)      → 429
+├── Conflict               a concurrent change won; retry                           → 409
+└── RangeNotSatisfiable    a Range outside the object (has `size`)                  → 416
+"""
+
+from __future__ import annotations
+
+from edgeloop.errors import EdgeloopError
+
+
+class RegistryError(EdgeloopError):
+    """Base class of the registry's domain errors."""
+
+
+class NotFoundError(RegistryError):
+    """No such model, version, alias, artifact or key."""
+
+
+class PackageRejected(RegistryError):
+    """A model package whose card, file hashes or verdicts do not check out."""
+
+
+class InvalidRequest(RegistryError):
+    """A request that parses but cannot be honoured."""
+
+
+class PayloadTooLarge(RegistryError):
+    """A body over a configured cap."""
+
+
+class Unauthenticated(RegistryError):
+    """Missing, unknown or revoked API key."""
+
+
+class Forbidden(RegistryError):
+    """The key's role may not do this."""
+
+
+class RateLimited(RegistryError):
+    """The key's token bucket is empty."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Conflict(RegistryError):
+    """A concurrent change won; the caller may retry."""
+
+
+class RangeNotSatisfiable(RegistryError):
+    """A Range header that selects nothing of the object."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size

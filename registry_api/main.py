@@ -1,0 +1,118 @@
+"""The app factory: `create_app(settings)` builds one registry; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+
+from edge.events import MAX_DETAIL_KEYS, TelemetryBatch
+from edge.manifest import Manifest
+from edgeloop.errors import EdgeloopError
+from edgeloop.errors import NotFound as StorageNotFound
+from registry_api import access_log, errors
+from registry_api.api.routes import aliases, artifacts, benchmarks, health, keys, manifests, models, telemetry, versions
+from registry_api.core.config import RegistrySettings
+from registry_api.models import PublishByUri
+from registry_api.state import Registry
+
+log = logging.getLogger(__name__)
+
+_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (errors.NotFoundError, 404),
+    (errors.PackageRejected, 422),
+    (errors.InvalidRequest, 422),
+    (errors.PayloadTooLarge, 413),
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
+    (errors.RateLimited, 429),
+    (errors.Conflict, 409),
+    (errors.RangeNotSatisfiable, 416),
+    (StorageNotFound, 404),
+)
+
+
+def _status_of(exc: Exception) -> int:
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 503  # storage or warehouse unreachable, misconfigured: the request may succeed later
+
+
+async def _on_error(request: Request, exc: Exception) -> Response:
+    status = _status_of(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(int(exc.retry_after))
+    elif isinstance(exc, errors.RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    elif isinstance(exc, errors.Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the bodies routes read themselves (raw, to cap them while streaming)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (TelemetryBatch, Manifest, PublishByUri):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+    # The registry refuses image attachments, so the field is not part of what it accepts.
+    event = components.get("TelemetryEvent", {})
+    event.get("properties", {}).pop("attachment", None)
+    # A rule TelemetryEvent checks in Python, spelled out for clients and fuzzers.
+    event.get("properties", {}).get("detail", {})["maxProperties"] = MAX_DETAIL_KEYS
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    """A registry app for `settings` (default: from the environment)."""
+    if settings is None:
+        from registry_api.core.config import get_registry_settings
+
+        settings = get_registry_settings()
+    registry = Registry.build(settings)
+    access_log.configure(settings.access_log)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        registry.close()
+        access_log.flush()
+
+    app = FastAPI(
+        title="edgeloop registry",
+        version="1.0.0",
+        description=(
+            "Versioned, signed model delivery for on-device classifiers: publish packages, move aliases with "
+            "staged rollouts, let devices poll signed manifests cheaply (ETag/304) and download by sha256, and "
+            "ingest telemetry and benchmarks. Auth: API keys (`Authorization: Bearer elk_…`) with roles "
+            "publisher, device and reader."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.registry = registry
+    for router in (health, keys, models, versions, aliases, manifests, artifacts, telemetry, benchmarks):
+        app.include_router(router.router)
+    app.add_exception_handler(EdgeloopError, _on_error)
+    app.add_middleware(manifests.FastPollMiddleware, on_error=_on_error)
+    app.add_middleware(access_log.AccessLogMiddleware)  # added last: outermost, so it logs fast polls too
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Zero-argument factory for `uvicorn --factory` (each worker builds its own app)."""
+    return create_app()

@@ -1,0 +1,104 @@
+"""Everything one app instance holds: settings, database, keys, caches and the warehouse writer."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry_api import crud, db
+from registry_api.core.config import RegistrySettings
+from registry_api.core.ratelimit import RateLimiter
+from registry_api.core.security import KeyRing, Role, parse_token, token_matches
+from registry_api.errors import Unauthenticated
+from registry_api.manifests import ManifestService
+from registry_api.telemetry import WarehouseWriter
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, name and role."""
+
+    key_id: str
+    name: str
+    role: Role
+    rate_per_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeyRecord:
+    principal: Principal
+    token_hash: str
+
+
+class KeyCache:
+    """Active API keys in memory, reloaded every `ttl` seconds (and on an unknown id, at most once a second)."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: RegistrySettings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self._keys: dict[str, _KeyRecord] = {}
+        self._loaded = -1e9
+        self._lock = threading.Lock()
+
+    def _reload(self) -> None:
+        with self.sessions() as session:
+            rows = crud.active_keys(session)
+            keys = {}
+            for row in rows:
+                role = Role(row.role)
+                rate = row.rate_per_s or self.settings.rate_per_s.get(role.value, 10.0)
+                keys[row.key_id] = _KeyRecord(Principal(row.key_id, row.name, role, rate), row.token_hash)
+        self._keys = keys
+        self._loaded = time.monotonic()
+
+    def authenticate(self, token: str) -> Principal:
+        key_id = parse_token(token)
+        if key_id is None:
+            raise Unauthenticated("API key is malformed; expected elk_<id>_<secret> (see `edgeloop keys create`)")
+        age = time.monotonic() - self._loaded
+        if age > self.settings.keys_cache_ttl_s or (key_id not in self._keys and age > 1.0):
+            with self._lock:
+                self._reload()
+        record = self._keys.get(key_id)
+        if record is None or not token_matches(token, record.token_hash):
+            raise Unauthenticated("API key is unknown or revoked")
+        return record.principal
+
+
+@dataclasses.dataclass
+class Registry:
+    settings: RegistrySettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keyring: KeyRing
+    manifests: ManifestService
+    writer: WarehouseWriter
+    limiter: RateLimiter
+    keys: KeyCache
+
+    @classmethod
+    def build(cls, settings: RegistrySettings) -> Registry:
+        engine = db.make_engine(settings.database)
+        db.init_db(engine)
+        sessions = db.session_factory(engine)
+        keyring = KeyRing.from_settings(
+            settings.signing_key, settings.signing_key_id, settings.extra_public_keys, settings.root / "signing_key.pem"
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            keyring=keyring,
+            manifests=ManifestService(settings, sessions, keyring),
+            writer=WarehouseWriter(settings.warehouse, settings.telemetry_group_rows),
+            limiter=RateLimiter(),
+            keys=KeyCache(sessions, settings),
+        )
+
+    def close(self) -> None:
+        self.writer.close()
+        self.engine.dispose()

@@ -1,0 +1,216 @@
+"""Conversion end to end on a tiny trained MobileNetV2: every variant, metadata, inspection, the parity gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conversion import gate, inspection
+from conversion.pipeline import ConversionResult, ConvertOptions, convert
+from edge.variants import VARIANTS
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConversionResult, Path]]:
+    """All six variants, converted once for this module, recorded in a throwaway warehouse."""
+    root = tmp_path_factory.mktemp("convert")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGELOOP_WORKSPACE", str(root / "workspace"))
+        from conversion.settings import get_convert_settings
+        from edgeloop.settings import get_settings
+
+        get_settings.cache_clear()
+        get_convert_settings.cache_clear()
+        result = convert(tiny_run.run, data=tiny_run.data, options=ConvertOptions(runs=10, warmup=2, threads=2))
+        get_settings.cache_clear()
+    yield result, root / "workspace"
+
+
+@pytest.fixture(scope="module")
+def keras_probs(tiny_run: Any) -> np.ndarray:
+    return np.asarray(tiny_run.model.predict(tiny_run.data.eval_images.astype(np.float32), verbose=0))
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_round_trip_agrees_with_keras_within_the_gate(
+    name: str, converted: tuple[ConversionResult, Path], tiny_run: Any, keras_probs: np.ndarray
+) -> None:
+    from edge.runtime import load
+
+    result, _ = converted
+    entry = result.variant(name)
+    clf = load(Path(result.package_uri) / entry.file, threads=2)
+    assert clf.labels == tiny_run.splits.labels
+    probs = clf.predict(tiny_run.data.eval_images)
+    found = gate.parity(probs, keras_probs, tiny_run.data.eval_labels, clf.labels)
+    keras = gate.classification_metrics(tiny_run.data.eval_labels, keras_probs.argmax(1), clf.labels)
+    checks = gate.checks(VARIANTS[name], found, keras, gate.Thresholds())
+    # What the package records is what a device running the file through edge.runtime gets.
+    assert entry.agreement == pytest.approx(found.agreement)
+    assert entry.max_abs_diff == pytest.approx(found.max_abs_diff, rel=1e-4, abs=1e-6)
+    assert [(c.name, c.passed) for c in entry.checks] == [(c.name, c.passed) for c in checks]
+    assert entry.latency is not None and entry.latency.runs == 10 and entry.latency.p50_ms > 0
+    failed = gate.failures(checks)
+    if failed and VARIANTS[name].quantization == "int8":
+        # Measured: full-integer quantization of this briefly trained, from-scratch MobileNetV2
+        # flips 7-13 % of top-1 predictions (a 20-epoch model in bench/convert.py: see its table).
+        # The gate is right to refuse it; the package must then say so.
+        assert not entry.publishable and "parity gate failed" in entry.reason
+        pytest.xfail(f"{name} fails the parity gate on the tiny fixture model: {failed[-1]}")
+    assert failed == [], failed
+    assert entry.publishable, entry.reason
+
+
+def test_package_layout_card_and_warehouse(converted: tuple[ConversionResult, Path], tiny_run: Any) -> None:
+    from edgeloop import storage, warehouse
+
+    result, workspace = converted
+    package = Path(result.package_uri)
+    assert package == workspace / "packages" / "shelf-products" / "run-test"
+    names = sorted(p.name for p in package.iterdir())
+    expected = {f"shelf-products-{v}{spec.suffix}" for v, spec in VARIANTS.items()}
+    assert set(names) == expected | {"model_card.json", "labels.txt", "benchmark.md"}
+    assert [p.name for p in package.parent.iterdir()] == ["run-test"]  # no temp or old folders left behind
+    assert (package / "labels.txt").read_text().splitlines() == tiny_run.splits.labels
+    card = json.loads((package / "model_card.json").read_text())
+    assert card["lineage"]["run_id"] == "run-test" and card["conversion"]["n_eval_images"] == 120
+    for entry in result.card.variants:
+        assert storage.sha256(str(package / entry.file)) == (entry.sha256, entry.size)
+    assert "| tflite_int8 |" in (package / "benchmark.md").read_text()
+    sizes = {e.variant: e.size for e in result.card.variants}
+    assert sizes["tflite_int8"] < 0.5 * sizes["tflite_fp32"]
+    assert sizes["tflite_fp16"] < 0.6 * sizes["tflite_fp32"]
+    with warehouse.connect(f"duckdb:///{workspace / 'warehouse.duckdb'}") as wh:
+        rows = wh.query("SELECT variant, publishable, sha256 FROM conversions ORDER BY variant")
+    assert sorted(r["variant"] for r in rows) == sorted(VARIANTS)
+
+
+def test_metadata_and_inference_need_no_tensorflow(converted: tuple[ConversionResult, Path], tiny_run: Any) -> None:
+    result, _ = converted
+    files = [str(Path(result.package_uri) / result.variant(v).file) for v in ("tflite_int8", "onnx_int8")]
+    code = f"""
+import sys, numpy as np
+from edge import metadata, runtime
+for path in {files!r}:
+    meta = metadata.read(path)
+    assert meta.labels == {tiny_run.splits.labels!r}, meta.labels
+    assert (meta.input.height, meta.input.width) == (96, 96)
+    clf = runtime.load(path)
+    top = clf.classify(np.zeros((96, 96, 3), np.uint8), k=1)
+    assert top[0][0] in meta.labels
+    print(meta.variant, meta.input.dtype, meta.input.scale, meta.output_dtype)
+assert "tensorflow" not in sys.modules, "TensorFlow was imported"
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("tflite_int8 uint8 ") and lines[0].endswith(" uint8")
+    assert lines[1] == "onnx_int8 float32 None float32"
+
+
+def test_int8_files_are_really_quantized(converted: tuple[ConversionResult, Path]) -> None:
+    result, _ = converted
+    package = Path(result.package_uri)
+    tfl = inspection.read_tflite(package / result.variant("tflite_int8").file)
+    assert (tfl.input_dtype, tfl.output_dtype) == ("uint8", "uint8")
+    assert tfl.input_scale and tfl.output_scale == pytest.approx(1 / 256)
+    assert tfl.int_weights > 50 and tfl.float_weights == 0 and tfl.int_weight_share == 1.0
+    onnx_found = inspection.read_onnx(package / result.variant("onnx_int8").file)
+    assert onnx_found.qdq_nodes > 100 and onnx_found.weights_quantized
+    fp32 = inspection.read_tflite(package / result.variant("tflite_fp32").file)
+    assert fp32.int_weights == 0 and fp32.float_weights > 50
+    fp16 = inspection.read_tflite(package / result.variant("tflite_fp16").file)
+    assert fp16.half_weights > 50
+    entry = result.variant("tflite_int8")
+    assert (entry.input_dtype, entry.output_dtype, entry.weights_quantized) == ("uint8", "uint8", True)
+
+
+def test_zero_calibration_fails_the_parity_gate_readably(tiny_run: Any, tmp_path: Path) -> None:
+    import dataclasses
+
+    zeros = np.zeros_like(tiny_run.data.representative[:16])
+    data = dataclasses.replace(tiny_run.data, representative=zeros)
+    result = convert(
+        tiny_run.run,
+        data=data,
+        options=ConvertOptions(
+            variants=["tflite_int8", "onnx_int8"], output=str(tmp_path / "pkg"), measure_latency=False, record=False
+        ),
+    )
+    for name in ("tflite_int8", "onnx_int8"):
+        entry = result.variant(name)
+        assert not entry.publishable
+        assert "parity gate failed: top-1 agreement with Keras" in entry.reason
+        assert "(min 98.00%)" in entry.reason
+        assert (tmp_path / "pkg" / entry.file).is_file()  # kept for inspection
+    card = json.loads((tmp_path / "pkg" / "model_card.json").read_text())
+    assert [v["publishable"] for v in card["variants"]] == [False, False]
+    assert "not publishable" in (tmp_path / "pkg" / "benchmark.md").read_text()
+
+
+def test_ignore_gate_converts_and_records_it(tiny_run: Any, tmp_path: Path) -> None:
+    import shutil
+
+    from conversion.card import read_card, write_card
+    from conversion.errors import RunGateFailed
+
+    run = tmp_path / "failed-run"
+    shutil.copytree(tiny_run.run, run)
+    card = read_card(run)
+    assert card.gate is not None
+    write_card(run, card.model_copy(update={"gate": card.gate.model_copy(update={"verdict": "fail"})}))
+    options = ConvertOptions(
+        variants=["tflite_fp32"], output=str(tmp_path / "pkg"), measure_latency=False, record=False
+    )
+    with pytest.raises(RunGateFailed, match="--ignore-gate"):
+        convert(run, data=tiny_run.data, options=options)
+    assert not (tmp_path / "pkg").exists()
+    import dataclasses
+
+    result = convert(run, data=tiny_run.data, options=dataclasses.replace(options, ignore_gate=True))
+    assert result.card.conversion is not None and result.card.conversion.gate_ignored
+    assert result.card.conversion.run_gate_verdict == "fail"
+
+
+def test_op_without_tflite_kernel_names_the_op_and_the_fallback(tmp_path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    from conversion import testing
+    from conversion.data import ConversionData
+    from conversion.errors import UnsupportedOps
+
+    @keras.saving.register_keras_serializable(package="edgeloop_test")
+    class Inverse(keras.layers.Layer):  # type: ignore[misc]
+        """MatrixInverse has no TFLite builtin kernel."""
+
+        def call(self, x: Any) -> Any:
+            square = x[..., 0] + tf.eye(8)
+            return tf.reduce_mean(tf.linalg.inv(square), axis=[1, 2])[:, None]
+
+    inputs = keras.Input((8, 8, 3), dtype="float32")
+    outputs = keras.layers.Dense(3, activation="softmax")(Inverse()(inputs))
+    labels = ["a", "b", "c"]
+    run = testing.write_run(tmp_path / "run", keras.Model(inputs, outputs), labels)
+    data = ConversionData(
+        eval_images=np.zeros((3, 8, 8, 3), np.uint8),
+        eval_labels=np.array([0, 1, 2]),
+        representative=np.zeros((2, 8, 8, 3), np.uint8),
+        labels=labels,
+    )
+    options = ConvertOptions(
+        variants=["tflite_fp32"], output=str(tmp_path / "pkg"), measure_latency=False, record=False
+    )
+    with pytest.raises(UnsupportedOps, match=r"MatrixInverse.*--allow-select-tf-ops"):
+        convert(run, data=data, options=options)
+    assert not (tmp_path / "pkg").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary build folder left behind

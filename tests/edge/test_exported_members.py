@@ -1,0 +1,28 @@
+"""The public API is exactly `edge.__all__`, and every name in it exists."""
+
+from __future__ import annotations
+
+import edge
+
+
+def test_all_exports_exist_and_are_public() -> None:
+    exported = set(edge.__all__)
+    public = {name for name in vars(edge) if not name.startswith("_")}
+    modules = {"bench", "cli", "events", "manifest", "metadata", "runtime", "variants", "annotations"}
+    assert exported == public - modules, exported ^ (public - modules)
+    for name in edge.__all__:
+        assert getattr(edge, name) is not None
+
+
+def test_every_error_is_an_edge_error() -> None:
+    errors = [getattr(edge, n) for n in edge.__all__ if isinstance(getattr(edge, n), type)]
+    errors = [e for e in errors if issubclass(e, Exception)]
+    assert len(errors) >= 14
+    assert all(issubclass(e, edge.EdgeError) for e in errors)
+    from edge.manifest import ManifestError
+    from edge.metadata import MetadataError
+    from edge.runtime import ModelLoadError
+
+    # The historic homes of these errors still export the same classes.
+    assert ManifestError is edge.ManifestError and MetadataError is edge.MetadataError
+    assert ModelLoadError is edge.ModelLoadError

@@ -1,0 +1,32 @@
+"""Registry fixtures: an isolated registry workspace and a real app with keys of every role."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).parent))  # the helper module beside this file
+
+from regkit import Harness, create_keys
+
+
+@pytest.fixture()
+def registry_env(tmp_path: Path) -> Iterator[Path]:
+    from registry_api.core.config import get_registry_settings
+
+    get_registry_settings.cache_clear()
+    yield tmp_path / "workspace"
+    get_registry_settings.cache_clear()
+
+
+@pytest.fixture()
+def harness(registry_env: Path) -> Iterator[Harness]:
+    from registry_api import create_app
+
+    tokens = create_keys()
+    with TestClient(create_app()) as client:
+        yield Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env)

@@ -1,0 +1,200 @@
+"""Against a real uvicorn process: concurrent publishes, and a server killed mid-telemetry-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from regkit import Server, create_keys, make_package, multipart
+
+from edge.events import TelemetryBatch, TelemetryEvent
+from edgeloop import warehouse
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def env(registry_env: Path) -> dict[str, str]:
+    return {**os.environ}
+
+
+@pytest.fixture()
+def tokens(env: dict[str, str]) -> dict[str, str]:
+    return create_keys(publisher=10_000.0, device=100_000.0)
+
+
+@pytest.fixture()
+def server(env: dict[str, str], tokens: dict[str, str]) -> Iterator[Server]:
+    srv = Server(env, workers=2)  # two processes on one SQLite file: contention across processes too
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+async def _publish_all(url: str, token: str, folders: list[Path]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(folders))
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        return await asyncio.gather(
+            *(client.post("/v1/models/shelf-products/versions", files=multipart(f), headers=auth) for f in folders)
+        )
+
+
+def test_50_concurrent_publishes_of_one_package_give_one_version(
+    server: Server, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    pkg = make_package(tmp_path / "pkg")
+    responses = asyncio.run(_publish_all(server.url, tokens["publisher"], [pkg] * 50))
+    assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses if r.status_code >= 300]
+    assert sorted(r.status_code for r in responses).count(201) == 1
+    assert {r.json()["version"] for r in responses} == {1}
+    versions = httpx.get(
+        f"{server.url}/v1/models/shelf-products/versions", headers={"Authorization": f"Bearer {tokens['publisher']}"}
+    ).json()
+    assert [v["version"] for v in versions] == [1]
+
+
+def test_50_concurrent_publishes_of_different_packages_give_distinct_unmixed_versions(
+    server: Server, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    folders = [make_package(tmp_path / f"pkg{i}", run=f"run-{i}") for i in range(50)]
+    responses = asyncio.run(_publish_all(server.url, tokens["publisher"], folders))
+    assert all(r.status_code == 201 for r in responses), [r.text for r in responses if r.status_code != 201]
+    numbers = sorted(r.json()["version"] for r in responses)
+    assert numbers == list(range(1, 51))
+    versions = httpx.get(
+        f"{server.url}/v1/models/shelf-products/versions", headers={"Authorization": f"Bearer {tokens['publisher']}"}
+    ).json()
+    expected = {}
+    for folder in folders:
+        import json
+
+        card = json.loads((folder / "model_card.json").read_text())
+        expected[card["version"]] = {v["sha256"] for v in card["variants"]}
+    for version in versions:
+        # Every version holds exactly the files of the run its card names: nothing mixed.
+        assert {v["sha256"] for v in version["variants"]} == expected[version["run_version"]]
+    assert len({v["run_version"] for v in versions}) == 50
+
+
+def _event(i: int) -> TelemetryEvent:
+    return TelemetryEvent(
+        event_id=uuid.UUID(int=i + 1), device_id=f"d{i % 97}", kind="inference", model="m", version=1, latency_ms=1.0
+    )
+
+
+def test_server_killed_mid_stream_loses_and_duplicates_nothing(env: dict[str, str], tokens: dict[str, str]) -> None:
+    total, per_batch = 10_000, 100
+    events = [_event(i) for i in range(total)]
+    rng = random.Random(0)
+    batches = []
+    for start in range(0, total, per_batch):
+        fresh = events[start : start + per_batch]
+        resent = rng.sample(events[:start], k=5) if start else []  # ~5 % sent again
+        batches.append(TelemetryBatch(events=[*fresh, *resent]))
+    server = Server(env, workers=1)
+    server.start()
+    kills = 0
+
+    def killer() -> None:
+        nonlocal kills
+        time.sleep(1.0)
+        server.kill()
+        kills += 1
+        server.start()
+
+    thread = threading.Thread(target=killer)
+    accepted = duplicates = retries = 0
+    auth = {"Authorization": f"Bearer {tokens['device']}", "content-type": "application/json"}
+    try:
+        thread.start()
+        with httpx.Client(timeout=10) as client:
+            for batch in batches:
+                body = batch.model_dump_json()
+                deadline = time.monotonic() + 120
+                while True:
+                    try:
+                        response = client.post(f"{server.url}/v1/telemetry", content=body, headers=auth)
+                        if response.status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    retries += 1  # the device's offline queue: same batch, same event_ids, again
+                    assert time.monotonic() < deadline, "server did not come back"
+                    time.sleep(0.05)
+                receipt = response.json()
+                accepted += receipt["accepted"]
+                duplicates += receipt["duplicates"]
+        thread.join()
+    finally:
+        server.stop()
+    assert kills == 1 and retries > 0
+    with warehouse.connect() as wh:
+        counts = wh.query("SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM telemetry_events")[0]
+        ids = {r["event_id"] for r in wh.query("SELECT event_id FROM telemetry_events")}
+    assert counts == {"n": total, "d": total}
+    assert ids == {str(e.event_id) for e in events}
+    # A batch committed just before the kill is resent and then counts as duplicates, so only <= holds.
+    assert accepted <= total and accepted + duplicates >= total + 5 * (len(batches) - 1)
+
+
+def _stream_until_answer(port: int, head: str, total: int, prefix: bytes = b"") -> tuple[int, int]:
+    """Send `head` then a chunked body of up to `total` bytes, stopping when the server answers.
+
+    Returns (status, bytes of body sent before the answer arrived).
+    """
+    import select
+    import socket
+
+    chunk = b"x" * 65536
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head.encode())
+        if prefix:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(prefix), prefix))
+        while sent < total:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        sock.settimeout(30)
+        answer = sock.recv(65536)
+    return int(answer[9:12]), sent
+
+
+def test_oversized_bodies_get_413_without_being_read(env: dict[str, str], tokens: dict[str, str]) -> None:
+    cap = 1 << 20
+    server = Server(
+        {**env, "EDGELOOP_REGISTRY_MAX_PACKAGE_BYTES": str(cap), "EDGELOOP_REGISTRY_MAX_TELEMETRY_BYTES": str(cap)}
+    )
+    server.start()
+    try:
+        total = 200 * cap  # 200 MiB offered; the server must stop long before
+        part = b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.tflite"\r\n\r\n'
+        for path, token, content_type, prefix in (
+            ("/v1/models/shelf-products/versions", tokens["publisher"], "multipart/form-data; boundary=b", part),
+            ("/v1/telemetry", tokens["device"], "application/json", b'{"events": ['),
+        ):
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            status, sent = _stream_until_answer(server.port, head, total, prefix)
+            assert status == 413, (path, status)
+            assert sent < total // 10, (path, sent)  # answered after a few MiB at most, not 200
+    finally:
+        server.stop()
