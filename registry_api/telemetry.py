@@ -176,6 +176,11 @@ class WarehouseWriter:
                     self._do_call(call)
                 if stop:
                     return
+                if self._queue.empty() and self.url.startswith("duckdb://") and self._wh is not None:
+                    # A DuckDB file takes one writing process at a time: let go between bursts so
+                    # training, ingest and `edgeloop sql` on the same machine can write too.
+                    self._wh.close()
+                    self._wh = None
         finally:
             if self._wh is not None:
                 self._wh.close()
