@@ -14,6 +14,7 @@ published; the running app swaps to it without a restart.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -39,6 +40,15 @@ class DemoStepFailed(EdgeloopError):
     """A demo step exited non-zero; its own output above says why."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Step:
+    output: str
+    ok: bool
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
 def _edgeloop(*args: str) -> list[str]:
     return [sys.executable, "-m", "edgeloop.cli", *args]
 
@@ -51,8 +61,8 @@ def _show(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def step(title: str, argv: list[str], *, ok_codes: tuple[int, ...] = (0,)) -> str:
-    """Run one command, echoing it and its output; return its standard output."""
+def step(title: str, argv: list[str], *, ok_codes: tuple[int, ...] = (0,)) -> Step:
+    """Run one command, echoing it and its output; return its output and whether it exited 0."""
     console.rule(f"[bold]{title}")
     console.print(f"[cyan]$ {_show(argv)}[/]", highlight=False)
     start = time.monotonic()
@@ -62,14 +72,21 @@ def step(title: str, argv: list[str], *, ok_codes: tuple[int, ...] = (0,)) -> st
     console.print(f"[dim]({time.monotonic() - start:.1f} s)[/]")
     if result.returncode not in ok_codes:
         raise DemoStepFailed(f"step {title!r} failed with exit code {result.returncode}: {_show(argv)}")
-    return result.stdout
+    return Step(result.stdout, result.returncode == 0)
 
 
-def _last_line(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+def _last_line(done: Step) -> str:
+    lines = [line.strip() for line in done.output.splitlines() if line.strip()]
     if not lines:
         raise DemoStepFailed("a step printed nothing where the demo expected a value")
     return lines[-1]
+
+
+def _published_version(done: Step) -> str:
+    match = re.search(r"version (\d+)", done.output)
+    if not match:
+        raise DemoStepFailed(f"`edgeloop publish` did not print a version: {done.output!r}")
+    return match.group(1)
 
 
 def _next_version(root: Path) -> str:
@@ -99,7 +116,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60
 
 def _train_round(
     label: str, ws: Path, photos: Path, run_id: str, *, warm_start: str | None, baseline: str | None
-) -> Path:
+) -> Path | None:
     datasets = ws / "datasets"
     version = _next_version(datasets)
     previous = ["--previous", "latest"] if warm_start else []
@@ -119,10 +136,18 @@ def _train_round(
         )
     )
     gate_base = ["--baseline", baseline] if baseline else []
-    step(
+    # The first model must pass for the demo to go on. A retrain the gate refuses is the product
+    # working as intended (production stays where it is), so the demo says so and goes on.
+    passed = step(
         f"{label}: gate the model" + (" against production" if baseline else ""),
         _edgeloop("gate", str(run_dir), *gate_base),
+        ok_codes=(0, 1) if baseline else (0,),
     )
+    if not passed:
+        console.print(
+            f"[yellow]the gate refused {run_dir.name}: not converted, not published; production stays as it is[/]"
+        )
+        return None
     step(f"{label}: convert to TFLite and ONNX variants, prove parity", _edgeloop("convert", "--run", str(run_dir)))
     return run_dir
 
@@ -148,6 +173,8 @@ def demo(
     )
     console.print(f"[green]photos are in[/] {photos}")
     run1 = _train_round("2. first model", ws, photos, f"demo-{stamp}-1", warm_start=None, baseline=None)
+    if run1 is None:  # the first gate raises instead; kept for the type checker
+        raise DemoStepFailed("the first model did not pass its gate")
     package1 = ws / "packages" / MODEL / run1.name
 
     port = _free_port()
@@ -168,7 +195,7 @@ def demo(
             step("   a device key", _edgeloop("keys", "create", "--name", f"demo-kiosk-{stamp}", "--role", "device"))
         )
         registry_flags = ["--registry", url, "--api-key", publisher]
-        step(
+        published = step(
             "4. publish the package and point production at it",
             _edgeloop("publish", str(package1), "--alias", "production", "--reason", "first model", *registry_flags),
         )
@@ -181,7 +208,7 @@ def demo(
         step("5. a kiosk app downloads, verifies and uses it", [*app_cmd, "--mode", "latest", "--iterations", "10"])
         step(
             "6. QA benchmarks every variant on this device and uploads the figures",
-            _edgeloop("bench", "--registry", url, "--model", MODEL, "--version", "1", "--api-key", device,
+            _edgeloop("bench", "--registry", url, "--model", MODEL, "--version", _published_version(published), "--api-key", device,
                       "--read-key", publisher, "--runs", "30", "--upload"),
         )  # fmt: skip
 
@@ -195,15 +222,16 @@ def demo(
             console.print(f"[cyan]$ {_show([*app_cmd, '--duration', '…'])} &[/]", highlight=False)
             app = subprocess.Popen([*app_cmd, "--duration", "3600"])
             run2 = _train_round("8. retrain", ws, photos, f"demo-{stamp}-2", warm_start=str(run1), baseline=str(run1))
-            package2 = ws / "packages" / MODEL / run2.name
-            step(
-                "9. publish the new version and move production to it",
-                _edgeloop(
-                    "publish", str(package2), "--alias", "production", "--reason", "new products", *registry_flags
-                ),
-            )
-            console.print("[dim]   waiting for the kiosk to pick it up…[/]")
-            time.sleep(8)
+            if run2 is not None:
+                package2 = ws / "packages" / MODEL / run2.name
+                step(
+                    "9. publish the new version and move production to it",
+                    _edgeloop(
+                        "publish", str(package2), "--alias", "production", "--reason", "new products", *registry_flags
+                    ),
+                )
+                console.print("[dim]   waiting for the kiosk to pick it up…[/]")
+                time.sleep(8)
             app.terminate()
             app.wait(30)
             app = None

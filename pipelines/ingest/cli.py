@@ -52,7 +52,7 @@ def ingest_command(
     min_per_class: Annotated[int, typer.Option("--min-per-class", help="Warn about products with fewer photos.")] = 10,
     shard_mb: Annotated[int, typer.Option("--shard-mb", help="Target shard size in MiB.")] = 128,
     min_shards: Annotated[
-        int | None, typer.Option("--min-shards", help="At least N shards (default: 4 per worker).")
+        int | None, typer.Option("--min-shards", help="At least N shards (default: 8 per local worker).")
     ] = None,
     runner: Annotated[str, typer.Option("--runner", help="Beam runner.")] = "DirectRunner",
     workers: Annotated[int, typer.Option("--workers", help="DirectRunner worker processes.")] = 2,

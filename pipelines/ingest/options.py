@@ -49,7 +49,7 @@ class IngestOptions(BaseModel):
     min_per_class: int = Field(default=10, ge=0, description="Warn about products with fewer photos than this.")
     shard_mb: int = Field(default=128, ge=1, description="Target shard size in MiB.")
     min_shards: int | None = Field(
-        default=None, ge=1, description="Cut a run into at least this many shards (default: 4 per local worker)."
+        default=None, ge=1, description="Cut a run into at least this many shards (default: 8 per local worker)."
     )
     runner: str = Field(
         default="DirectRunner", description="Beam runner: DirectRunner, DataflowRunner, FlinkRunner, ..."
@@ -104,7 +104,9 @@ class IngestOptions(BaseModel):
         """At least this many shards per run, so every worker has work."""
         if self.min_shards is not None:
             return self.min_shards
-        return 4 * self.num_workers if self.is_direct else 1
+        # Shards are the unit of work of the write step and the runner deals them out in turn:
+        # 8 per worker keeps the last worker from finishing much later than the others.
+        return 8 * self.num_workers if self.is_direct else 1
 
 
 def build(**values: object) -> IngestOptions:

@@ -57,7 +57,7 @@ def test_unknown_flags_reach_beam_untouched() -> None:
 def test_direct_runner_is_the_default() -> None:
     options = parse_argv(["--input", "a", "--output", "b"])
     assert options.is_direct and options.num_workers == 2 and options.running_mode == "multi_processing"
-    assert options.work_units == 8
+    assert options.work_units == 16
 
 
 @pytest.mark.beam
