@@ -236,7 +236,7 @@ def demo(
             app.wait(30)
             app = None
             step(
-                "   the kiosk's store after the swap",
+                "   the kiosk's model store: what it runs now",
                 [sys.executable, "-m", "sample_app", "status", "--store", str(device_store)],
             )
 
