@@ -10,7 +10,9 @@ them may be a `gs://` URI instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -123,3 +125,13 @@ def get_dag_settings() -> DagSettings:
     settings = load(DagSettings)
     assert isinstance(settings, DagSettings)  # narrowing for mypy; load returns what it is given
     return settings
+
+
+def default_args(settings: DagSettings) -> dict[str, Any]:
+    """Owner, retries and timeouts every edgeloop task starts from."""
+    return {
+        "owner": settings.owner,
+        "retries": settings.retries,
+        "retry_delay": dt.timedelta(seconds=settings.retry_delay_s),
+        "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
+    }

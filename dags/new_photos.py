@@ -21,7 +21,6 @@ Reads: `EDGELOOP_DAGS_PHOTOS_URI` (default `<workspace>/photos`), `EDGELOOP_DAGS
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,19 +28,13 @@ import pendulum
 from airflow.sdk import DAG, PokeReturnValue, dag, task
 
 from dags._assets import photos_asset
-from dags._settings import get_dag_settings
+from dags._settings import default_args, get_dag_settings
 
 
 def build() -> DAG:
     """The DAG, shaped by the settings in force when the file is parsed."""
     settings = get_dag_settings()
     asset = photos_asset(settings)
-    default_args: dict[str, Any] = {
-        "owner": settings.owner,
-        "retries": settings.retries,
-        "retry_delay": dt.timedelta(seconds=settings.retry_delay_s),
-        "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
-    }
     sensor_args: dict[str, Any] = {
         "poke_interval": settings.poke_interval_s,
         "timeout": settings.watch_timeout_minutes * 60,
@@ -55,7 +48,7 @@ def build() -> DAG:
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
-        default_args=default_args,
+        default_args=default_args(settings),
         tags=["edgeloop", "data"],
         doc_md=__doc__,
     )

@@ -32,18 +32,12 @@ import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from dags._assets import canary_asset
-from dags._settings import get_dag_settings
+from dags._settings import default_args, get_dag_settings
 
 
 def build() -> DAG:
     """The DAG, shaped by the settings in force when the file is parsed."""
     settings = get_dag_settings()
-    default_args: dict[str, Any] = {
-        "owner": settings.owner,
-        "retries": settings.retries,
-        "retry_delay": dt.timedelta(seconds=settings.retry_delay_s),
-        "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
-    }
 
     @dag(
         dag_id="release_health",
@@ -54,7 +48,7 @@ def build() -> DAG:
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
-        default_args=default_args,
+        default_args=default_args(settings),
         tags=["edgeloop", "release"],
         doc_md=__doc__,
     )

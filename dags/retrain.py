@@ -41,19 +41,13 @@ import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from dags._assets import canary_asset, photos_asset
-from dags._settings import get_dag_settings
+from dags._settings import default_args, get_dag_settings
 
 
 def build() -> DAG:
     """The DAG, shaped by the settings in force when the file is parsed."""
     settings = get_dag_settings()
     long_running = dt.timedelta(minutes=settings.train_timeout_minutes)
-    default_args: dict[str, Any] = {
-        "owner": settings.owner,
-        "retries": settings.retries,
-        "retry_delay": dt.timedelta(seconds=settings.retry_delay_s),
-        "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
-    }
 
     @dag(
         dag_id="retrain",
@@ -64,7 +58,7 @@ def build() -> DAG:
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
-        default_args=default_args,
+        default_args=default_args(settings),
         tags=["edgeloop", "training"],
         doc_md=__doc__,
     )

@@ -60,14 +60,17 @@ def test_round_trip_agrees_with_keras_within_the_gate(
     assert [(c.name, c.passed) for c in entry.checks] == [(c.name, c.passed) for c in checks]
     assert entry.latency is not None and entry.latency.runs == 10 and entry.latency.p50_ms > 0
     failed = gate.failures(checks)
-    if failed and VARIANTS[name].quantization == "int8":
-        # Measured: full-integer quantization of this briefly trained, from-scratch MobileNetV2
-        # flips 7-13 % of top-1 predictions (a 20-epoch model in bench/convert.py: see its table).
-        # The gate is right to refuse it; the package must then say so.
-        assert not entry.publishable and "parity gate failed" in entry.reason
-        pytest.xfail(f"{name} fails the parity gate on the tiny fixture model: {failed[-1]}")
-    assert failed == [], failed
-    assert entry.publishable, entry.reason
+    # The package says publishable exactly when every parity check passes, and says why not.
+    assert entry.publishable == (not failed), entry.reason
+    if failed:
+        assert "parity gate failed" in entry.reason
+    if VARIANTS[name].quantization != "int8":
+        assert failed == [], failed
+    else:
+        # Full-integer quantization of this briefly trained, from-scratch fixture flips 7-13 % of
+        # top-1 predictions, so the 98 % rule may refuse it (bench/convert.py measures a trained
+        # model); a broken quantization (zero calibration, below) lands far under this floor.
+        assert found.agreement >= 0.80, found.agreement
 
 
 def test_package_layout_card_and_warehouse(converted: tuple[ConversionResult, Path], tiny_run: Any) -> None:
@@ -151,6 +154,8 @@ def test_zero_calibration_fails_the_parity_gate_readably(tiny_run: Any, tmp_path
         assert not entry.publishable
         assert "parity gate failed: top-1 agreement with Keras" in entry.reason
         assert "(min 98.00%)" in entry.reason
+        # Far below the floor a merely coarse int8 model keeps (round-trip test above).
+        assert entry.agreement is not None and entry.agreement < 0.80, entry.agreement
         assert (tmp_path / "pkg" / entry.file).is_file()  # kept for inspection
     card = json.loads((tmp_path / "pkg" / "model_card.json").read_text())
     assert [v["publishable"] for v in card["variants"]] == [False, False]
