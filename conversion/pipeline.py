@@ -143,6 +143,7 @@ def _resolve(options: ConvertOptions, settings: ConvertSettings) -> _Resolved:
         or gate.Thresholds(
             max_f1_drop=settings.max_f1_drop,
             max_recall_drop=settings.max_recall_drop,
+            significance=settings.significance,
             min_agreement_quantized=settings.min_agreement_quantized,
             min_agreement_fp32=settings.min_agreement_fp32,
             max_abs_diff_fp32=settings.max_abs_diff_fp32,

@@ -35,6 +35,13 @@ class ConvertSettings(BaseSettings):
     # The parity gate. Drops are fractions (0.01 = 1 point).
     max_f1_drop: float = Field(default=0.01, ge=0, description="Max macro-F1 drop vs Keras.")
     max_recall_drop: float = Field(default=0.03, ge=0, description="Max per-class recall drop vs Keras.")
+    significance: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="A recall drop beyond the max fails only when a paired exact test on the class's photos "
+        "gives p below this (1: every such drop fails, however few photos show it).",
+    )
     min_agreement_quantized: float = Field(default=0.98, ge=0, le=1, description="Min top-1 agreement, quantized.")
     min_agreement_fp32: float = Field(default=0.999, ge=0, le=1, description="Min top-1 agreement, fp32.")
     max_abs_diff_fp32: float = Field(default=1e-4, ge=0, description="Max abs probability difference, fp32.")

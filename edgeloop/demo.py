@@ -200,11 +200,12 @@ def demo(
             _edgeloop("publish", str(package1), "--alias", "production", "--reason", "first model", *registry_flags),
         )
         device_store = ws / "device"
-        app_cmd = [
+        kiosk = [
             sys.executable, "-m", "sample_app", "run", "--registry", url, "--api-key", device,
-            "--photos", str(photos), "--model", MODEL, "--store", str(device_store),
+            "--model", MODEL, "--store", str(device_store),
             "--trust-registry-keys", "--poll-interval", "2", "--interval", "0.2",
         ]  # fmt: skip
+        app_cmd = [*kiosk, "--photos", str(photos)]
         step("5. a kiosk app downloads, verifies and uses it", [*app_cmd, "--mode", "latest", "--iterations", "10"])
         step(
             "6. QA benchmarks every variant on this device and uploads the figures",
@@ -212,12 +213,15 @@ def demo(
                       "--read-key", publisher, "--runs", "30", "--upload"),
         )  # fmt: skip
 
+        arrived: list[str] = []
         if new_products:
+            known = {d.name for d in photos.iterdir() if d.is_dir()}
             step(
                 f"7. {new_products} new products arrive",
                 _edgeloop("data", "synth", "--output", str(photos), "--products", str(products),
                           "--images", str(images), "--add-products", str(new_products)),
             )  # fmt: skip
+            arrived = sorted(d.name for d in photos.iterdir() if d.is_dir() and d.name not in known)
             console.rule("[bold]   the kiosk keeps running while the retrain happens")
             console.print(f"[cyan]$ {_show([*app_cmd, '--duration', '…'])} &[/]", highlight=False)
             app = subprocess.Popen([*app_cmd, "--duration", "3600"])
@@ -249,6 +253,12 @@ def demo(
                            "round(latency_p50_ms, 2) AS p50_ms, publishable FROM conversions ORDER BY model_version, variant"))  # fmt: skip
         step("", _edgeloop("sql", "SELECT version, kind, count(*) AS events, round(avg(latency_ms), 2) AS mean_ms "
                            "FROM telemetry_events GROUP BY ALL ORDER BY ALL"))  # fmt: skip
+        # The last word is the device's: what a shopper sees when pointing it at a product that just arrived.
+        shown = photos / arrived[0] if arrived else photos
+        step(
+            f"11. the kiosk, on the model it runs now, looks at {shown.name}",
+            [*kiosk, "--photos", str(shown), "--mode", "latest", "--iterations", "6"],
+        )
     finally:
         if app is not None:
             app.terminate()

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from conversion.card import GateCheck, GateReport
+from edgeloop.stats import PairedDrop, paired_drops
 from pipelines.gate.settings import GateSettings
 from pipelines.train.metrics import EvalReport, confusion_matrix, per_class
 
@@ -50,17 +51,18 @@ def _floor(name: str, what: str, value: float, threshold: float) -> GateCheck:
     )
 
 
+def shared_predictions(
+    probs: npt.NDArray[np.floating], labels: Sequence[str], universe: dict[str, int]
+) -> npt.NDArray[np.int64]:
+    """Top-1 predictions as indices into `universe` (the shared classes first, then the rest)."""
+    return np.asarray([universe[labels[int(i)]] for i in np.asarray(probs).argmax(axis=1)], dtype=np.int64)
+
+
 def shared_scores(
-    probs: npt.NDArray[np.floating],
-    labels: Sequence[str],
-    y_shared: npt.NDArray[np.integer],
-    shared: Sequence[str],
+    pred: npt.NDArray[np.integer], y_shared: npt.NDArray[np.integer], shared: Sequence[str], universe_size: int
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Recall and F1 per shared class of one model; `y_shared` indexes `shared`, `probs` columns follow `labels`."""
-    universe = list(shared) + sorted(set(labels) - set(shared))
-    pos = {name: i for i, name in enumerate(universe)}
-    pred_idx = np.asarray([pos[labels[int(i)]] for i in np.asarray(probs).argmax(axis=1)], dtype=np.int64)
-    _, recall, f1, _ = per_class(confusion_matrix(np.asarray(y_shared), pred_idx, len(universe)))
+    """Recall and F1 per shared class of one model's predictions (indices into the universe)."""
+    _, recall, f1, _ = per_class(confusion_matrix(np.asarray(y_shared), np.asarray(pred), universe_size))
     return {n: float(recall[i]) for i, n in enumerate(shared)}, {n: float(f1[i]) for i, n in enumerate(shared)}
 
 
@@ -93,8 +95,13 @@ def regression_checks(
     shared_pos = {name: i for i, name in enumerate(shared)}
     keep = np.asarray([candidate_labels[int(k)] in shared_pos for k in y_true], dtype=bool)
     y_shared = np.asarray([shared_pos[candidate_labels[int(k)]] for k in np.asarray(y_true)[keep]], dtype=np.int64)
-    cand_recall, cand_f1 = shared_scores(np.asarray(candidate_probs)[keep], candidate_labels, y_shared, shared)
-    base_recall, base_f1 = shared_scores(np.asarray(baseline_probs)[keep], baseline_labels, y_shared, shared)
+    names = [*shared, *sorted((set(candidate_labels) | base_set) - set(shared))]
+    universe = {name: i for i, name in enumerate(names)}
+    cand_pred = shared_predictions(np.asarray(candidate_probs)[keep], candidate_labels, universe)
+    base_pred = shared_predictions(np.asarray(baseline_probs)[keep], baseline_labels, universe)
+    cand_recall, cand_f1 = shared_scores(cand_pred, y_shared, shared, len(names))
+    base_recall, base_f1 = shared_scores(base_pred, y_shared, shared, len(names))
+    drops = paired_drops(y_shared, cand_pred, base_pred, len(shared))
     cand_macro = float(np.mean(list(cand_f1.values())))
     base_macro = float(np.mean(list(base_f1.values())))
     notes.append(f"regression measured on {int(keep.sum())} eval photos of {len(shared)} shared classes")
@@ -108,18 +115,36 @@ def regression_checks(
             baseline_name,
         )
     ]
-    for name in shared:
-        checks.append(
-            _no_drop(
-                f"no_regression:recall:{name}",
-                f"recall of {name}",
-                cand_recall[name],
-                base_recall[name],
-                s.max_class_recall_drop,
-                baseline_name,
-            )
-        )
+    for i, name in enumerate(shared):
+        checks.append(_no_recall_drop(name, cand_recall[name], base_recall[name], drops[i], s, baseline_name))
     return checks, notes
+
+
+def _no_recall_drop(
+    label: str, value: float, base: float, drop: PairedDrop, s: GateSettings, baseline_name: str
+) -> GateCheck:
+    """A class's recall may fall by more than the tolerance only when too few photos show it to be real."""
+    threshold = base - s.max_class_recall_drop
+    failed = drop.is_regression(s.max_class_recall_drop, s.significance)
+    evidence = drop.describe(s.significance)
+    if failed:
+        detail = (
+            f"recall of {label} fell from {base:.3f} in {baseline_name} to {value:.3f}, a drop of {base - value:.3f}, "
+            f"more than the {s.max_class_recall_drop:.3f} allowed ({evidence})"
+        )
+    elif value < threshold - 1e-9:
+        detail = (
+            f"recall of {label} {value:.3f} vs {base:.3f} in {baseline_name}: a drop beyond the "
+            f"{s.max_class_recall_drop:.3f} allowed, but {evidence}; the recall floor still applies"
+        )
+    else:
+        detail = (
+            f"recall of {label} {value:.3f} vs {base:.3f} in {baseline_name} "
+            f"(drop allowed up to {s.max_class_recall_drop:.3f}; {evidence})"
+        )
+    return GateCheck(
+        name=f"no_regression:recall:{label}", threshold=threshold, value=value, passed=not failed, detail=detail
+    )
 
 
 def _no_drop(name: str, what: str, value: float, base: float, tolerance: float, baseline_name: str) -> GateCheck:

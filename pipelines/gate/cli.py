@@ -26,6 +26,10 @@ def gate_command(
     min_class_recall: Annotated[float | None, typer.Option("--min-class-recall")] = None,
     max_macro_f1_drop: Annotated[float | None, typer.Option("--max-macro-f1-drop")] = None,
     max_class_recall_drop: Annotated[float | None, typer.Option("--max-class-recall-drop")] = None,
+    significance: Annotated[
+        float | None,
+        typer.Option("--significance", help="p below which a per-class drop beyond the tolerance is real."),
+    ] = None,
 ) -> None:
     """Check a model against thresholds and against production; exit code 1 when it fails."""
     from rich.console import Console
@@ -43,6 +47,7 @@ def gate_command(
             "min_class_recall": min_class_recall,
             "max_macro_f1_drop": max_macro_f1_drop,
             "max_class_recall_drop": max_class_recall_drop,
+            "significance": significance,
         }.items()
         if v is not None
     }

@@ -27,6 +27,13 @@ class GateSettings(BaseSettings):
         le=1.0,
         description="Allowed per-class recall drop vs production (one eval photo of ten is 0.1).",
     )
+    significance: float = Field(
+        default=0.05,
+        gt=0.0,
+        le=1.0,
+        description="A per-class drop beyond the tolerance fails only when a paired exact test on the class's "
+        "photos gives p below this (1.0: every such drop fails, however few photos show it).",
+    )
 
 
 @functools.cache

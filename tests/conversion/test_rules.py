@@ -75,6 +75,19 @@ def test_quantized_variant_tolerates_small_drift_but_not_disagreement() -> None:
     assert "macro-F1" in text
 
 
+def test_one_photo_of_a_small_class_is_noise_not_a_broken_quantization() -> None:
+    y = np.array([0] * 14 + [1] * 86)
+    ref = onehot(list(y), n=2)
+    keras = gate.classification_metrics(y, ref.argmax(1), ["a", "b"])
+    one_off = gate.parity(onehot([1, *y[1:]], n=2), ref, y, ["a", "b"])  # 99 % agreement, recall(a) -7.1 points
+    check = {c.name: c for c in gate.checks(VARIANTS["onnx_int8"], one_off, keras, gate.Thresholds())}
+    recall = check["class_recall_drop:a"]
+    assert recall.passed and recall.value == pytest.approx(1 / 14)
+    assert recall.detail.endswith("lost 1, gained 0 of 14 photos; paired exact test p=0.500 (within noise at 0.05)")
+    strict = gate.checks(VARIANTS["onnx_int8"], one_off, keras, gate.Thresholds(significance=1.0))
+    assert not {c.name: c for c in strict}["class_recall_drop:a"].passed
+
+
 def test_fp16_is_judged_as_quantized() -> None:
     assert gate.is_quantized(VARIANTS["tflite_fp16"])
     assert not gate.is_quantized(VARIANTS["onnx_fp32"])

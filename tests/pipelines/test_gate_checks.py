@@ -33,9 +33,9 @@ def test_absolute_checks_name_value_threshold_and_reason() -> None:
 
 def test_regression_on_shared_classes_flags_the_class_that_fell() -> None:
     labels_new = ["a", "b", "c"]  # c is new
-    y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
-    baseline = onehot([0, 0, 0, 0, 1, 1, 1, 1, 0, 1], 2)  # perfect on a and b; c unknown to it
-    candidate = onehot([0, 0, 0, 0, 1, 2, 2, 0, 2, 2], 3)  # b collapses: mistaken for the new class c
+    y = np.array([0] * 4 + [1] * 8 + [2, 2])
+    baseline = onehot([0] * 4 + [1] * 8 + [0, 1], 2)  # perfect on a and b; c unknown to it
+    candidate = onehot([0] * 4 + [1, 1, 2, 2, 2, 2, 0, 0] + [2, 2], 3)  # b collapses: mistaken for the new class c
     checks, notes = regression_checks(
         candidate, labels_new, baseline, ["a", "b"], y, GateSettings(), baseline_name="baseline r1"
     )
@@ -45,11 +45,45 @@ def test_regression_on_shared_classes_flags_the_class_that_fell() -> None:
     fell = by["no_regression:recall:b"]
     assert not fell.passed and fell.value == pytest.approx(0.25) and fell.threshold == pytest.approx(0.9)
     assert fell.detail == (
-        "recall of b fell from 1.000 in baseline r1 to 0.250, a drop of 0.750, more than the 0.100 allowed"
+        "recall of b fell from 1.000 in baseline r1 to 0.250, a drop of 0.750, more than the 0.100 allowed "
+        "(lost 6, gained 0 of 8 photos; paired exact test p=0.016 (significant at 0.05))"
     )
     assert not by["no_regression:macro_f1"].passed
     assert any("new since baseline r1" in n and "'c'" in n for n in notes)
-    assert any("8 eval photos of 2 shared classes" in n for n in notes)
+    assert any("12 eval photos of 2 shared classes" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("photos", "lost", "passed"),
+    [
+        (14, 1, True),  # one photo of 14 is 7 points: noise, not a regression
+        (14, 2, True),
+        (14, 5, False),  # p = 1/32
+        (100, 12, False),  # the same 12-point drop is significant with enough photos
+        (100, 10, True),  # within the 0.10 tolerance, however many photos show it
+    ],
+)
+def test_a_recall_drop_fails_only_beyond_tolerance_and_noise(photos: int, lost: int, passed: bool) -> None:
+    y = np.array([0] * photos + [1] * 10)  # b: a second class the models agree on
+    pred = y.copy()
+    pred[:lost] = 1
+    checks, _ = regression_checks(
+        onehot(list(pred), 2), ["a", "b"], onehot(list(y), 2), ["a", "b"], y, GateSettings(), baseline_name="p"
+    )
+    check = {c.name: c for c in checks}["no_regression:recall:a"]
+    assert check.passed is passed, check.detail
+    assert f"lost {lost}, gained 0 of {photos} photos" in check.detail
+
+
+def test_significance_one_fails_every_drop_beyond_tolerance() -> None:
+    y = np.array([0] * 10 + [1] * 10)
+    pred = y.copy()
+    pred[:2] = 1
+    checks, _ = regression_checks(
+        onehot(list(pred), 2), ["a", "b"], onehot(list(y), 2), ["a", "b"], y, GateSettings(significance=1.0),
+        baseline_name="p",
+    )  # fmt: skip
+    assert not {c.name: c for c in checks}["no_regression:recall:a"].passed
 
 
 def test_equal_models_pass_regression() -> None:
