@@ -7,7 +7,9 @@ endpoint returning a constant: the floor), drives each scenario for `--duration`
 `wrk` when installed (else a raw-asyncio HTTP/1.1 keep-alive client in several processes),
 measures client-side, prints a table and writes bench/results/registry.json. Telemetry is
 always driven by the Python client (unique event_ids per batch); afterwards the warehouse rows
-are counted against the receipts.
+are counted against the receipts, and the server's CPU time per event (from /proc) is reported:
+unlike events/s, it hardly moves when other work shares the machine. The same scenarios then
+run in-process (no sockets) for CPU per request: new telemetry batches and a resent one.
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ async def const(request):
 
 uvicorn.run(Starlette(routes=[Route("/const", const)]), host="127.0.0.1", port={port}, log_level="warning", access_log=False)
 """
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -224,26 +235,35 @@ def telemetry_bodies(n_batches: int, per_batch: int) -> list[bytes]:
 # --------------------------------------------------------------------------- in-process CPU cost
 
 
-def asgi_cpu_cost(app: Any, scope: dict[str, Any], body: bytes, n: int) -> dict[str, Any]:
-    """CPU seconds one request costs inside the ASGI app (no sockets, no client): robust to a busy machine."""
+def asgi_cpu_cost(app: Any, scope: dict[str, Any], body: bytes | list[bytes], n: int) -> dict[str, Any]:
+    """CPU seconds one request costs inside the ASGI app (no sockets, no client): robust to a busy machine.
+
+    `body` may be a list: request i sends `body[i]` (warm-up requests first), e.g. batches of fresh events.
+    """
+    bodies = iter(body) if isinstance(body, list) else None
 
     async def one() -> int:
         status = 0
         sent = False
+
+        payload = body if bodies is None else next(bodies)
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
             if sent:
                 return {"type": "http.disconnect"}
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": payload, "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
 
-        await app({**scope, "state": {}}, receive, send)
+        headers = scope["headers"]
+        if bodies is not None:
+            headers = [(k, str(len(payload)).encode() if k == b"content-length" else v) for k, v in headers]
+        await app({**scope, "headers": headers, "state": {}}, receive, send)
         return status
 
     async def loop(count: int) -> list[int]:
@@ -262,19 +282,19 @@ def asgi_cpu_cost(app: Any, scope: dict[str, Any], body: bytes, n: int) -> dict[
     }
 
 
-def in_process_costs(tokens: dict[str, str], path: str, query: str, etag: str, tele_body: bytes) -> dict[str, Any]:
+def in_process_costs(tokens: dict[str, str], path: str, query: str, etag: str, per_batch: int) -> dict[str, Any]:
     """The same scenarios in-process: registry app (built here, same workspace) vs a bare Starlette app."""
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from registry_api import create_app
+    from registry_api.main import create_app_from_env
 
     async def const(request: Any) -> Response:
         return Response(b'{"ok":true}', media_type="application/json")
 
     floor_app = Starlette(routes=[Route("/const", const)])
-    app = create_app()
+    app = create_app_from_env()  # as the server builds it
     # The access log stays on (it is part of the cost) but goes to /dev/null, not the terminal.
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - restored by the caller
     base = {
@@ -298,23 +318,30 @@ def in_process_costs(tokens: dict[str, str], path: str, query: str, etag: str, t
             "headers": headers,
         }
 
+    fresh = telemetry_bodies(300 + 30, per_batch)  # measured + warm-up requests, each new
     post = {
         **base,
         "method": "POST",
         "path": "/v1/telemetry",
         "raw_path": b"/v1/telemetry",
         "query_string": b"",
-        "headers": [*dev, (b"content-type", b"application/json"), (b"content-length", str(len(tele_body)).encode())],
+        "headers": [*dev, (b"content-type", b"application/json"), (b"content-length", str(len(fresh[0])).encode())],
     }
-    return {
+    costs = {
         "floor (bare Starlette constant)": asgi_cpu_cost(floor_app, get("/const", "", [(b"host", b"x")]), b"", 5000),
         "poll 304 (If-None-Match)": asgi_cpu_cost(
             app, get(path, query, [*dev, (b"if-none-match", etag.encode())]), b"", 5000
         ),
         "poll 200 (signed manifest)": asgi_cpu_cost(app, get(path, query, dev), b"", 5000),
+        # One request at a time, so every batch is its own commit (the server groups concurrent ones).
+        f"telemetry ({per_batch} new events/batch)": asgi_cpu_cost(app, post, fresh, 300),
         # The same batch every time: after the first, all duplicates (the insert still runs).
-        "telemetry (100 events/batch)": asgi_cpu_cost(app, post, tele_body, 200),
+        f"telemetry resent ({per_batch} duplicates)": asgi_cpu_cost(app, post, fresh[0], 100),
     }
+    for name, cost in costs.items():
+        if name.startswith("telemetry"):
+            cost["cpu_us_per_event"] = cost["cpu_us_per_request"] / per_batch
+    return costs
 
 
 # --------------------------------------------------------------------------- run
@@ -411,9 +438,13 @@ def run(duration: float, connections: int, generator: str, out: Path, repeat: in
         bodies = telemetry_bodies(int(duration * 600), per_batch)  # more than can be sent in `duration`
         headers = {**dev, "Content-Type": "application/json"}
         requests = [raw_post("/v1/telemetry", headers, b) for b in bodies]
+        cpu0 = process_cpu_s(registry.pid)
         tele = python_load(reg_port, requests, duration, min(connections, 16), processes=2)
+        server_cpu = process_cpu_s(registry.pid) - cpu0
         tele["events_per_s"] = tele["rps"] * per_batch
         tele["events_sent_ok"] = tele["statuses"].get(200, 0) * per_batch
+        # Includes the load generator's start-up second, when the server idles: a slight overestimate.
+        tele["server_cpu_us_per_event"] = server_cpu / max(1, tele["events_sent_ok"]) * 1e6
         results["telemetry (100 events/batch)"] = tele
     finally:
         registry.terminate()
@@ -429,7 +460,7 @@ def run(duration: float, connections: int, generator: str, out: Path, repeat: in
     query = path.split("?", 1)[1]
     stderr = sys.stderr
     try:
-        in_process = in_process_costs(tokens, path.split("?", 1)[0], query, etag, telemetry_bodies(1, 100)[0])
+        in_process = in_process_costs(tokens, path.split("?", 1)[0], query, etag, 100)
     finally:
         sys.stderr = stderr
     tele = results["telemetry (100 events/batch)"]
@@ -470,11 +501,16 @@ def print_table(summary: dict[str, Any]) -> None:
     tele = summary["results"]["telemetry (100 events/batch)"]
     print(
         f"\ntelemetry: {tele['events_per_s']:.0f} events/s; sent OK {tele['events_sent_ok']}, "
-        f"rows {tele['rows_in_warehouse']} (distinct {tele['distinct_rows']}), lost {tele['lost']}"
+        f"rows {tele['rows_in_warehouse']} (distinct {tele['distinct_rows']}), lost {tele['lost']}; "
+        f"server CPU {tele['server_cpu_us_per_event']:.1f} us/event"
     )
-    print(f"\n{'in-process (no sockets)':34} {'CPU us/req':>10} {'1-core req/s':>13}")
+    print(f"\n{'in-process (no sockets)':34} {'CPU us/req':>10} {'1-core req/s':>13} {'CPU us/event':>13}")
     for name, r in summary["in_process_cpu"].items():
-        print(f"{name:34} {r['cpu_us_per_request']:10.0f} {r['one_core_capacity_rps']:13.0f}  statuses {r['statuses']}")
+        per_event = f"{r['cpu_us_per_event']:13.1f}" if "cpu_us_per_event" in r else " " * 13
+        print(
+            f"{name:34} {r['cpu_us_per_request']:10.0f} {r['one_core_capacity_rps']:13.0f} {per_event}"
+            f"  statuses {r['statuses']}"
+        )
     print(f"\nload average at end: {summary['load_average_at_end']}")
     for check, value in summary["checks"].items():
         print(f"  {check:32} {value if isinstance(value, bool) else f'{value:.2f}'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -115,4 +116,16 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
 
 def create_app_from_env() -> FastAPI:
     """Zero-argument factory for `uvicorn --factory` (each worker builds its own app)."""
-    return create_app()
+    app = create_app()
+    registry: Registry = app.state.registry
+    try:
+        registry.writer.warm_up()
+    except EdgeloopError as exc:  # e.g. a missing extra: telemetry reports it; the rest of the API serves
+        log.warning("telemetry writer not warmed up: %s", exc)
+    # A server process keeps its app, its imports and their schemas for life. Frozen, they are
+    # out of the collector's way: at thousands of telemetry events a second, full collections
+    # walking them took a third of the request CPU (bench/registry.py). Not done in
+    # `create_app`: test processes build many apps and should be able to free them.
+    gc.collect()
+    gc.freeze()
+    return app

@@ -2,9 +2,11 @@
 
 DuckDB allows one writing process and is fastest with few large statements, so request
 handlers hand batches to a single writer thread and wait for its receipt. The thread
-takes whatever has queued up (group commit, up to `group_rows` rows) and writes it as one
-`INSERT OR IGNORE … RETURNING event_id`: idempotent by event_id, and the returned ids say
-exactly which events were new. BigQuery gets the kernel's `insert_new` (a keyed MERGE).
+takes whatever has queued up (group commit, up to `group_rows` rows) and appends it as one
+Arrow table, idempotent by event_id (`DuckDBWarehouse.insert_new_columns`), learning exactly
+which events were new. BigQuery gets the kernel's `insert_new` (a keyed MERGE).
+The DuckDB file is let go once no batch has come for `release_after_s`, so training, ingest
+and `edgeloop sql` on the same machine can write between bursts of telemetry.
 """
 
 from __future__ import annotations
@@ -27,38 +29,40 @@ from edgeloop.errors import WarehouseError
 log = logging.getLogger(__name__)
 
 _COLUMNS = t.TELEMETRY_EVENTS.column_names
-_DUCK_INSERT = (
-    f"INSERT OR IGNORE INTO {t.TELEMETRY_EVENTS.name} ({', '.join(_COLUMNS)}) SELECT "
-    + ", ".join(f"unnest(?::{t.DUCKDB_TYPES[c.type]}[])" for c in t.TELEMETRY_EVENTS.columns)
-    + " RETURNING event_id"
-)
+_CHECKPOINT_WAL = "128MB"  # ~650k events; the checkpoint when the file is let go then takes about a second
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def event_row(event: TelemetryEvent, received_at: dt.datetime) -> tuple[Any, ...]:
-    """One `telemetry_events` row, in column order."""
-    return (
-        str(event.event_id),
-        event.device_id,
+def _detail(value: dict[str, Any]) -> str | None:
+    return json.dumps(value, sort_keys=True, default=str) if value else None
+
+
+def event_columns(
+    events: Sequence[TelemetryEvent], event_ids: Sequence[str], received_at: Sequence[dt.datetime]
+) -> list[list[Any]]:
+    """The `telemetry_events` columns of `events`, in table order (one pass per column, no row tuples)."""
+    return [
+        list(event_ids),
+        [e.device_id for e in events],
         # TelemetryEvent already converted it to UTC; astimezone again costs more than the insert.
-        event.event_time.replace(tzinfo=None),
-        received_at,
-        event.kind,
-        event.model,
-        None if event.version is None else str(event.version),
-        event.variant,
-        event.latency_ms,
-        event.top1_label,
-        event.top1_score,
-        event.app_version,
-        event.platform,
-        event.device_class,
-        event.os_version,
-        json.dumps(event.detail, sort_keys=True, default=str) if event.detail else None,
-    )
+        [e.event_time.replace(tzinfo=None) for e in events],
+        list(received_at),
+        [e.kind for e in events],
+        [e.model for e in events],
+        [None if e.version is None else str(e.version) for e in events],
+        [e.variant for e in events],
+        [e.latency_ms for e in events],
+        [e.top1_label for e in events],
+        [e.top1_score for e in events],
+        [e.app_version for e in events],
+        [e.platform for e in events],
+        [e.device_class for e in events],
+        [e.os_version for e in events],
+        [_detail(e.detail) for e in events],
+    ]
 
 
 def benchmark_row(report: BenchmarkReport) -> dict[str, Any]:
@@ -85,7 +89,8 @@ def benchmark_row(report: BenchmarkReport) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class _Batch:
-    rows: list[tuple[Any, ...]]
+    events: Sequence[TelemetryEvent]
+    received_at: dt.datetime
     future: concurrent.futures.Future[TelemetryReceipt]
 
 
@@ -101,13 +106,15 @@ _STOP = object()
 class WarehouseWriter:
     """Serialises every warehouse access of this process on one thread, opened on first use."""
 
-    def __init__(self, url: str, group_rows: int = 5000) -> None:
+    def __init__(self, url: str, group_rows: int = 5000, release_after_s: float = 0.5) -> None:
         self.url = url
         self.group_rows = group_rows
+        self.release_after_s = release_after_s
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._wh: wh_mod.Warehouse | None = None
+        self._ensured = False
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -117,12 +124,25 @@ class WarehouseWriter:
                 self._thread = threading.Thread(target=self._run, name="warehouse-writer", daemon=True)
                 self._thread.start()
 
+    def warm_up(self) -> None:
+        """Write one event to an in-memory DuckDB, so the first real batch does not wait for imports.
+
+        The Arrow path loads a good deal on first use (pyarrow's first conversion imports pandas when
+        it is installed): seconds that would otherwise fall on the first devices to report.
+        """
+        if not self.url.startswith("duckdb://"):
+            return
+        event = TelemetryEvent(device_id="warm-up", kind="inference", detail={"warm": True})
+        now = _naive_utc(dt.datetime.now(dt.UTC))
+        with wh_mod.DuckDBWarehouse("duckdb:///:memory:") as wh:
+            wh.ensure()
+            wh.insert_new_columns(t.TELEMETRY_EVENTS, event_columns([event], [str(event.event_id)], [now]))
+
     def submit_events(self, events: Sequence[TelemetryEvent]) -> concurrent.futures.Future[TelemetryReceipt]:
         """Queue a batch; the future resolves to its receipt once committed."""
-        received_at = _naive_utc(dt.datetime.now(dt.UTC))
         future: concurrent.futures.Future[TelemetryReceipt] = concurrent.futures.Future()
         self._ensure_started()
-        self._queue.put(_Batch([event_row(e, received_at) for e in events], future))
+        self._queue.put(_Batch(events, _naive_utc(dt.datetime.now(dt.UTC)), future))
         return future
 
     def call(self, fn: Callable[[wh_mod.Warehouse], Any]) -> concurrent.futures.Future[Any]:
@@ -142,13 +162,35 @@ class WarehouseWriter:
 
     def _open(self) -> wh_mod.Warehouse:
         if self._wh is None:
-            self._wh = wh_mod.connect(self.url)
+            # Creating tables and views is checked once per process, not on every reopen after a
+            # pause: it costs more than a group of inserts. A failed write checks again.
+            self._wh = wh_mod.connect(self.url, ensure=not self._ensured)
+            self._ensured = True
+            if isinstance(self._wh, wh_mod.DuckDBWarehouse):
+                # At DuckDB's default of 16 MB of WAL a steady stream checkpointed every ~80k events,
+                # each stalling the writer for up to a second (measured with bench/registry.py).
+                self._wh.query(f"SET checkpoint_threshold = '{_CHECKPOINT_WAL}'")
         return self._wh
+
+    def _release(self) -> None:
+        if self._wh is not None:
+            self._wh.close()
+            self._wh = None
+
+    def _next(self) -> Any:
+        """The next item; lets go of a DuckDB file held idle for `release_after_s`."""
+        if self._wh is None or not self.url.startswith("duckdb://"):
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=self.release_after_s)
+        except queue.Empty:
+            self._release()
+            return self._queue.get()
 
     def _run(self) -> None:
         try:
             while True:
-                item = self._queue.get()
+                item = self._next()
                 if item is _STOP:
                     return
                 group: list[_Batch] = []
@@ -158,7 +200,7 @@ class WarehouseWriter:
                 while True:
                     if isinstance(item, _Batch):
                         group.append(item)
-                        rows += len(item.rows)
+                        rows += len(item.events)
                     elif isinstance(item, _Call):
                         calls.append(item)
                     elif item is _STOP:
@@ -176,15 +218,8 @@ class WarehouseWriter:
                     self._do_call(call)
                 if stop:
                     return
-                if self._queue.empty() and self.url.startswith("duckdb://") and self._wh is not None:
-                    # A DuckDB file takes one writing process at a time: let go between bursts so
-                    # training, ingest and `edgeloop sql` on the same machine can write too.
-                    self._wh.close()
-                    self._wh = None
         finally:
-            if self._wh is not None:
-                self._wh.close()
-                self._wh = None
+            self._release()
 
     def _do_call(self, call: _Call) -> None:
         try:
@@ -193,37 +228,51 @@ class WarehouseWriter:
             call.future.set_exception(exc)
 
     def _write_group(self, group: list[_Batch]) -> None:
-        # First occurrence of an id (across the whole group) is the one that may be new.
-        unique: dict[str, tuple[Any, ...]] = {}
-        for batch in group:
-            for row in batch.rows:
-                unique.setdefault(row[0], row)
+        batch_ids = [[str(e.event_id) for e in batch.events] for batch in group]
+        events = [e for batch in group for e in batch.events]
+        ids = [i for b in batch_ids for i in b]
+        received = [batch.received_at for batch in group for _ in batch.events]
+        distinct = len(set(ids)) == len(ids)
+        if not distinct:
+            # First occurrence of an id (across the whole group) is the one that may be new.
+            first: dict[str, int] = {}
+            for n, event_id in enumerate(ids):
+                first.setdefault(event_id, n)
+            keep = sorted(first.values())
+            events, ids, received = [events[n] for n in keep], [ids[n] for n in keep], [received[n] for n in keep]
         try:
-            inserted = self._insert(list(unique.values()))
+            inserted = self._insert(event_columns(events, ids, received))
         except Exception as exc:  # every waiting request gets the failure; none is told "accepted"
-            log.error("telemetry write of %d events failed: %s", len(unique), exc)
+            log.error("telemetry write of %d events failed: %s", len(ids), exc)
+            self._release()
+            self._ensured = False  # the file may have been replaced or migrated under us
             for batch in group:
                 batch.future.set_exception(exc)
             return
-        for batch in group:
+        if inserted is None and distinct:  # the common case: every event of every batch was new
+            for batch, event_ids in zip(group, batch_ids, strict=True):
+                batch.future.set_result(TelemetryReceipt(accepted=len(event_ids), duplicates=0))
+            return
+        new = set(ids) if inserted is None else inserted
+        for batch, event_ids in zip(group, batch_ids, strict=True):
             accepted = 0
-            for row in batch.rows:
-                if row[0] in inserted:
-                    inserted.discard(row[0])  # a later copy of the same id is a duplicate
+            for event_id in event_ids:
+                if event_id in new:
+                    new.discard(event_id)  # a later copy of the same id is a duplicate
                     accepted += 1
-            batch.future.set_result(TelemetryReceipt(accepted=accepted, duplicates=len(batch.rows) - accepted))
+            batch.future.set_result(TelemetryReceipt(accepted=accepted, duplicates=len(event_ids) - accepted))
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> set[str]:
+    def _insert(self, columns: list[list[Any]]) -> set[str] | None:
+        """Write the rows; None when all were new, else the ids that were."""
         wh = self._open()
         if isinstance(wh, wh_mod.DuckDBWarehouse):
-            columns = [list(col) for col in zip(*rows, strict=True)]
-            return {r["event_id"] for r in wh.query(_DUCK_INSERT, columns)}
+            return wh.insert_new_columns(t.TELEMETRY_EVENTS, columns)
         # BigQuery: learn which ids exist, then MERGE (insert_new) the rest. Ids are validated UUIDs.
-        ids = ", ".join(f"'{r[0]}'" for r in rows)
+        ids = ", ".join(f"'{i}'" for i in columns[0])
         existing = {
             r["event_id"] for r in wh.query(f"SELECT event_id FROM {t.TELEMETRY_EVENTS.name} WHERE event_id IN ({ids})")
         }
-        fresh = [dict(zip(_COLUMNS, r, strict=True)) for r in rows if r[0] not in existing]
+        fresh = [dict(zip(_COLUMNS, r, strict=True)) for r in zip(*columns, strict=True) if r[0] not in existing]
         wh.insert_new(t.TELEMETRY_EVENTS, fresh)
         return {r["event_id"] for r in fresh}
 

@@ -74,11 +74,33 @@ async def ingest(request: Request) -> TelemetryReceipt:
     try:
         batch = TelemetryBatch.model_validate_json(raw)
     except ValidationError as exc:
-        raise InvalidRequest(
-            f"not a TelemetryBatch: {exc.errors(include_url=False, include_input=False)[:20]}"
-        ) from None
-    if len(batch.events) > settings.max_telemetry_events:
-        raise PayloadTooLarge(f"{len(batch.events)} events in one batch; at most {settings.max_telemetry_events}")
-    if any(e.attachment is not None for e in batch.events):
-        raise InvalidRequest("this registry does not accept attachments; send events without images")
-    return await asyncio.wrap_future(registry.writer.submit_events(batch.events))
+        raise InvalidRequest(f"not a TelemetryBatch: {describe_errors(exc)}") from None
+    events = batch.events
+    if len(events) > settings.max_telemetry_events:
+        raise PayloadTooLarge(f"{len(events)} events in one batch; at most {settings.max_telemetry_events}")
+    for n, event in enumerate(events):
+        if event.attachment is not None:
+            raise InvalidRequest(
+                f"events[{n}].attachment: this registry does not accept attachments; send events without images"
+            )
+    return await asyncio.wrap_future(registry.writer.submit_events(events))
+
+
+def describe_errors(exc: ValidationError, limit: int = 5) -> str:
+    """`events[57].kind: Input should be … (got 'teleport')`, for the first `limit` problems."""
+    errors = exc.errors(include_url=False)
+    parts = []
+    for error in errors[:limit]:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
+        text = f"{where}: {error['msg']}" if where else error["msg"]
+        if error["type"] not in ("missing", "json_invalid") and isinstance(error.get("input"), str | int | float):
+            text += f" (got {_short(error['input'])})"
+        parts.append(text)
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more")
+    return "; ".join(parts)
+
+
+def _short(value: object, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
