@@ -24,7 +24,10 @@ def train_command(
     ] = "none",
     alpha: Annotated[float | None, typer.Option(help="MobileNetV2 width: 0.35, 0.5, 0.75 or 1.0.")] = None,
     size: Annotated[int | None, typer.Option(help="Input side in pixels (96-224).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs of the main phase.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs of the main phase (from scratch or fine-tune).")] = None,
+    warm_start_epochs: Annotated[
+        int | None, typer.Option("--warm-start-epochs", help="Whole-network epochs after the head, with --warm-start.")
+    ] = None,
     head_epochs: Annotated[
         int | None, typer.Option("--head-epochs", help="Frozen-backbone epochs (pretrained).")
     ] = None,
@@ -57,6 +60,7 @@ def train_command(
             "alpha": alpha,
             "size": size,
             "epochs": epochs,
+            "warm_start_epochs": warm_start_epochs,
             "head_epochs": head_epochs,
             "fine_tune_layers": fine_tune_layers,
             "learning_rate": learning_rate,

@@ -47,6 +47,12 @@ class TrainSettings(BaseSettings):
     head_learning_rate: float = Field(default=1e-3, gt=0.0)
     learning_rate: float = Field(default=3e-3, gt=0.0, description="Main-phase peak learning rate (cosine decay).")
     fine_tune_learning_rate: float = Field(default=3e-4, gt=0.0, description="Learning rate when fine-tuning.")
+    warm_start_epochs: int = Field(
+        default=15, ge=1, description="Epochs of the whole network after the head phase, warm-started from a parent."
+    )
+    warm_start_learning_rate: float = Field(
+        default=1e-3, gt=0.0, description="Peak learning rate when warm-starting (cosine decay)."
+    )
     warmup_epochs: int = Field(default=1, ge=0)
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     label_smoothing: float = Field(default=0.05, ge=0.0, lt=1.0)

@@ -30,7 +30,7 @@ BASE_SETTINGS = TrainSettings(
     augment=AugmentSettings(rotation=0.02, zoom=0.05, translation=0.05),
 )
 WARM_SETTINGS = BASE_SETTINGS.model_copy(
-    update={"head_epochs": 3, "epochs": 3, "fine_tune_layers": 10, "head_learning_rate": 3e-3, "patience": 3}
+    update={"head_epochs": 3, "warm_start_epochs": 3, "head_learning_rate": 3e-3, "patience": 3}
 )
 
 
