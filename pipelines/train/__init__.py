@@ -6,6 +6,16 @@
     result = train(TrainOptions(dataset="workspace/datasets/v0002",
                                 warm_start=result.run_dir))                     # new products
 
+Three starts, each with its recipe (settings in `TrainSettings`):
+
+- from scratch (the default, no downloads): the whole network, live BatchNorm statistics,
+  `epochs` at `learning_rate` (cosine decay);
+- warm start from an earlier edgeloop model (new products): `head_epochs` with the backbone
+  frozen, then the whole network with live statistics for `warm_start_epochs` at
+  `warm_start_learning_rate` — the parent learned these very products;
+- a foreign backbone (`--weights imagenet` or a weights file): the head, then the top
+  `fine_tune_layers` with BatchNorm frozen (keras-io's transfer-learning recipe).
+
 Also: `edgeloop train --dataset … [--warm-start runs/<id>]`. The reader of the Examples
 contract for other stages is `pipelines.train.data.eval_arrays`. Importing this package
 does not import TensorFlow.

@@ -256,7 +256,7 @@ def _train(
         else:
             phases.append(("train", 0, s.epochs, s.learning_rate))
         for phase, unfreeze, epochs, lr in phases:
-            m.set_trainable(model, backbone_layers=unfreeze)
+            m.set_trainable(model, backbone_layers=unfreeze, freeze_batchnorm=not live_bn)
             warmup = min(s.warmup_epochs, max(0, epochs - 1)) * steps if phase != "head" else 0
             schedule = keras.optimizers.schedules.CosineDecay(
                 initial_learning_rate=lr if not warmup else lr * 0.1,

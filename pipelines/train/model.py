@@ -4,9 +4,11 @@
         -> global average pool -> dropout -> Dense softmax (float32) "probabilities"
 
 Preprocessing lives inside the model so TFLite, ONNX and the edge runtime all feed the
-same raw pixels. A pretrained backbone (imagenet, a weights file, a warm start) is
-called with `training=False`, keeping its BatchNorm statistics fixed while the head
-trains and while the top layers fine-tune; a randomly initialised one trains whole.
+same raw pixels. A foreign pretrained backbone (imagenet, a weights file) keeps its
+BatchNorm statistics fixed while the head trains and the top layers fine-tune; a random
+or warm-started one trains whole with live statistics. Keras 3 lets the outer call's
+`training` flag override a `training=False` given when the graph was built, so what
+freezes a BatchNorm layer is `trainable = False`, which also runs it in inference mode.
 """
 
 from __future__ import annotations
@@ -57,11 +59,11 @@ def build_model(
     return keras.Model(inputs, outputs, name="edgeloop_classifier")
 
 
-def set_trainable(model: Any, *, backbone_layers: int | None) -> None:
+def set_trainable(model: Any, *, backbone_layers: int | None, freeze_batchnorm: bool = True) -> None:
     """Freeze the backbone (None), or unfreeze its top `backbone_layers` (0 = all of it).
 
-    BatchNorm layers stay frozen when fine-tuning part of a pretrained backbone: their
-    moving statistics must not drift on a small dataset.
+    With `freeze_batchnorm` (a foreign pretrained backbone) BatchNorm layers stay frozen:
+    their moving statistics must not drift on a small dataset.
     """
     import keras
 
@@ -70,11 +72,10 @@ def set_trainable(model: Any, *, backbone_layers: int | None) -> None:
         backbone.trainable = False
         return
     backbone.trainable = True
-    if backbone_layers == 0:
-        return
-    cut = max(0, len(backbone.layers) - backbone_layers)
+    cut = 0 if backbone_layers == 0 else max(0, len(backbone.layers) - backbone_layers)
     for i, layer in enumerate(backbone.layers):
-        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+        frozen_bn = freeze_batchnorm and isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= cut and not frozen_bn
 
 
 def fast_batchnorm(model: Any, momentum: float = 0.9) -> None:

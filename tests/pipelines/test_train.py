@@ -260,3 +260,20 @@ def test_cli_train_reports_a_missing_dataset_in_one_line(capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert code == 2
     assert "error:" in err and "nowhere/v0009" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_fine_tuning_the_whole_backbone_freezes_batchnorm_only_for_a_foreign_backbone(freeze: bool) -> None:
+    import keras
+
+    from pipelines.train.model import BACKBONE, build_model, set_trainable
+
+    model = build_model(3, alpha=0.35, size=96, dropout=0.2, weights=None, pretrained=False)
+    set_trainable(model, backbone_layers=0, freeze_batchnorm=freeze)
+    layers = model.get_layer(BACKBONE).layers
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    convs = [layer for layer in layers if isinstance(layer, keras.layers.Conv2D)]
+    assert norms and convs and all(layer.trainable for layer in convs)
+    assert all(layer.trainable is not freeze for layer in norms)
+    set_trainable(model, backbone_layers=None)
+    assert not model.get_layer(BACKBONE).trainable
