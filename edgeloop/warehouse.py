@@ -219,37 +219,21 @@ class DuckDBWarehouse:
         return self._write(table, rows, "OR IGNORE")
 
     def insert_new_columns(self, table: t.Table, columns: Sequence[Sequence[Any]]) -> set[Any] | None:
-        """Insert rows given as columns (in `table` order, values as `prepare_rows` makes them) whose key is new.
+        """`insert_new_arrow` of rows given as columns (in `table` order, values as `prepare_rows` makes them)."""
+        _one_column_key(table)
+        return self.insert_new_arrow(table, arrow_table(table, columns))
 
-        For bulk appends of checked rows with a one-column key, distinct within `columns`. Returns
-        None when every row was new, else the set of keys inserted. The rows go as one Arrow table
-        (built in C++, instead of DuckDB's binding converting value by value), with a plain INSERT first:
-        new keys are the common case, and on a large table INSERT OR IGNORE costs several times
-        more per row. A key conflict rolls that statement back, and the rows go again with
+    def insert_new_arrow(self, table: t.Table, data: Any) -> set[Any] | None:
+        """Insert the rows of an Arrow table (from `arrow_table`) whose key is new.
+
+        For bulk appends of checked rows with a one-column key, distinct within `data`. Returns
+        None when every row was new, else the set of keys inserted. Arrow is scanned in C++,
+        instead of DuckDB's binding converting value by value; a plain INSERT goes first: new
+        keys are the common case, and on a large table INSERT OR IGNORE costs several times more
+        per row. A key conflict rolls that statement back, and the rows go again with
         INSERT OR IGNORE … RETURNING, which says which keys were new.
         """
-        if len(table.key) != 1:
-            raise WarehouseError(f"{table.name}: insert_new_columns needs a one-column key, not {table.key}")
-        try:
-            import pyarrow as pa
-        except ImportError:
-            raise MissingExtra("pyarrow", "registry") from None
-        arrow_types = {
-            t.T.STRING: pa.string(),
-            t.T.JSON: pa.string(),
-            t.T.INT64: pa.int64(),
-            t.T.FLOAT64: pa.float64(),
-            t.T.BOOL: pa.bool_(),
-            t.T.TIMESTAMP: pa.timestamp("us"),
-            t.T.DATE: pa.date32(),
-        }
-        try:
-            data = pa.Table.from_arrays(
-                [pa.array(values, type=arrow_types[c.type]) for c, values in zip(table.columns, columns, strict=True)],
-                names=list(table.column_names),
-            )
-        except (pa.ArrowException, ValueError) as exc:
-            raise WarehouseError(f"{table.name}: rows do not fit the table: {exc}") from None
+        _one_column_key(table)
         names = ", ".join(table.column_names)
         relation = f"_new_{table.name}"
         self._con.register(relation, data)
@@ -277,6 +261,46 @@ class DuckDBWarehouse:
             return []
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _one_column_key(table: t.Table) -> None:
+    if len(table.key) != 1:
+        raise WarehouseError(f"{table.name}: inserting only new rows needs a one-column key, not {table.key}")
+
+
+def arrow_table(table: t.Table, columns: Sequence[Sequence[Any]]) -> Any:
+    """Columns of `table` (in its order; datetimes naive UTC or aware) as a `pyarrow.Table` of its types.
+
+    Built in C++ (aware datetimes are converted to UTC there); `pyarrow` comes with the
+    `registry` extra.
+    """
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise MissingExtra("pyarrow", "registry") from None
+    types = {
+        t.T.STRING: pa.string(),
+        t.T.JSON: pa.string(),
+        t.T.INT64: pa.int64(),
+        t.T.FLOAT64: pa.float64(),
+        t.T.BOOL: pa.bool_(),
+        t.T.TIMESTAMP: pa.timestamp("us"),
+        t.T.DATE: pa.date32(),
+    }
+    try:
+        return pa.Table.from_arrays(
+            [pa.array(values, type=types[c.type]) for c, values in zip(table.columns, columns, strict=True)],
+            names=list(table.column_names),
+        )
+    except (pa.ArrowException, ValueError) as exc:
+        raise WarehouseError(f"{table.name}: rows do not fit the table: {exc}") from None
+
+
+def concat_arrow(parts: Sequence[Any]) -> Any:
+    """Arrow tables of one schema as one (no copy: the result points at the parts' buffers)."""
+    import pyarrow as pa
+
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 # --------------------------------------------------------------------------- bigquery

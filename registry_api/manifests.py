@@ -3,17 +3,21 @@
 Polls are the hot path, so nothing here touches the database per request: each worker
 keeps a snapshot of a model's versions, aliases and benchmark latencies for
 `state_cache_ttl_s` (dropped at once on its own writes), and signs each distinct manifest
-once per issue interval. `issued_at` is rounded down to that interval, so a manifest's
+once per issue interval. When a snapshot ages out, polls go on answering from it while one
+reload runs in a thread (stale-while-revalidate): letting every poll that arrived in the
+meantime reload it too stalled the event loop for hundreds of milliseconds each time. `issued_at` is rounded down to that interval, so a manifest's
 bytes — and its ETag — stay the same for every poll within it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +33,8 @@ from registry_api.core.security import KeyRing
 from registry_api.errors import NotFoundError
 from registry_api.models import Targeting
 from registry_api.rollout import Device, VariantInfo, choose_variant, in_rollout, targeting_matches
+
+log = logging.getLogger(__name__)
 
 PRODUCTION = "production"
 _MAX_SIGNED = 20_000
@@ -117,32 +123,72 @@ class ManifestService:
         self.keyring = keyring
         self.clock = clock
         self._snapshots: dict[str, ModelSnapshot] = {}
+        self._generations: dict[str, int] = {}
+        # model -> (event loop, generation, reload under way); one reload at a time per model
+        self._loading: dict[str, tuple[asyncio.AbstractEventLoop, int, asyncio.Future[ModelSnapshot]]] = {}
         self._signed: dict[tuple[Any, ...], SignedManifest] = {}
         self._lock = threading.Lock()
 
     def invalidate(self, model: str) -> None:
-        self._snapshots.pop(model, None)
+        """Forget `model`'s snapshot after a write; a reload already under way will not bring the old one back."""
+        with self._lock:
+            self._generations[model] = self._generations.get(model, 0) + 1
+            self._snapshots.pop(model, None)
 
-    def stale(self, model: str) -> bool:
-        """True when the next `snapshot(model)` would read the database (callers move that off the event loop)."""
-        snap = self._snapshots.get(model)
-        return snap is None or time.monotonic() - snap.loaded_at >= self.settings.state_cache_ttl_s
+    def _fresh(self, snap: ModelSnapshot | None) -> bool:
+        return snap is not None and time.monotonic() - snap.loaded_at < self.settings.state_cache_ttl_s
 
-    def snapshot(self, model: str) -> ModelSnapshot:
-        now = time.monotonic()
-        snap = self._snapshots.get(model)
-        if snap is not None and now - snap.loaded_at < self.settings.state_cache_ttl_s:
-            return snap
+    def _load(self, model: str, generation: int | None = None) -> ModelSnapshot:
+        """Read the model's state; keep it unless `invalidate` came since `generation` (default: now)."""
+        if generation is None:
+            generation = self._generations.get(model, 0)
         with self.sessions() as session:
-            snap = load_snapshot(session, model, self.settings.latency_metric, now)
+            snap = load_snapshot(session, model, self.settings.latency_metric, time.monotonic())
         if not snap.versions:
             raise NotFoundError(f"no model {model!r}; publish a version first")
-        self._snapshots[model] = snap
+        with self._lock:
+            if self._generations.get(model, 0) == generation:
+                self._snapshots[model] = snap
         return snap
 
-    def resolve(self, model: str, alias: str, device: Device) -> Resolution:
-        """Which version and variant this device gets from `alias`, and why."""
-        snap = self.snapshot(model)
+    def snapshot(self, model: str) -> ModelSnapshot:
+        """The model's snapshot, reloaded here and now when it is missing or old (blocking: not for the event loop)."""
+        snap = self._snapshots.get(model)
+        return snap if snap is not None and self._fresh(snap) else self._load(model)
+
+    async def current(self, model: str) -> ModelSnapshot:
+        """The snapshot to answer a poll from, never blocking the event loop on the database.
+
+        Fresh: as is. Old: as is, while one reload runs in a thread. Missing (first poll, or
+        just invalidated): every poll waits for one reload begun after the invalidation.
+        """
+        snap = self._snapshots.get(model)
+        if snap is not None and self._fresh(snap):
+            return snap
+        loop = asyncio.get_running_loop()
+        generation = self._generations.get(model, 0)
+        pending = self._loading.get(model)
+        if pending is not None and pending[0] is loop and pending[1] == generation and not pending[2].done():
+            future = pending[2]
+        else:
+            future = loop.run_in_executor(None, self._load, model, generation)
+            self._loading[model] = (loop, generation, future)
+            future.add_done_callback(lambda done: self._loaded(model, done))
+        if snap is not None:
+            return snap
+        return await asyncio.shield(future)
+
+    def _loaded(self, model: str, future: asyncio.Future[ModelSnapshot]) -> None:
+        pending = self._loading.get(model)
+        if pending is not None and pending[2] is future:
+            del self._loading[model]
+        if not future.cancelled() and (exc := future.exception()) is not None and model in self._snapshots:
+            # Someone was served the old snapshot and nobody awaits this reload: say why it failed.
+            log.warning("reloading the state of model %r failed (serving the last one): %s", model, exc)
+
+    def resolve(self, model: str, alias: str, device: Device, snap: ModelSnapshot | None = None) -> Resolution:
+        """Which version and variant this device gets from `alias` (in `snap`, default the current state), and why."""
+        snap = snap or self.snapshot(model)
         info = snap.aliases.get(alias)
         if info is None:
             raise NotFoundError(f"model {model!r} has no alias {alias!r}")
@@ -176,7 +222,7 @@ class ManifestService:
             )
         return Resolution(number, variant, served, info.rollback and served == "target", info.rollout_percent)
 
-    def signed(self, model: str, alias: str, res: Resolution) -> SignedManifest:
+    def signed(self, model: str, alias: str, res: Resolution, snap: ModelSnapshot | None = None) -> SignedManifest:
         """The signed manifest for a resolution, signing only on the first ask in each issue interval."""
         interval = self.settings.manifest_issue_interval_s
         now = self.clock()
@@ -185,7 +231,7 @@ class ManifestService:
         cached = self._signed.get(key)
         if cached is not None:
             return cached
-        version = self.snapshot(model).versions[res.version]
+        version = (snap or self.snapshot(model)).versions[res.version]
         issued_at = dt.datetime.fromtimestamp(issue, dt.UTC)
         expires_at = issued_at + dt.timedelta(seconds=self.settings.manifest_ttl_s)
         manifest = Manifest(

@@ -1,10 +1,12 @@
 """The warehouse writer: one long-lived connection per process, every write on one thread.
 
-DuckDB allows one writing process and is fastest with few large statements, so request
-handlers hand batches to a single writer thread and wait for its receipt. The thread
-takes whatever has queued up (group commit, up to `group_rows` rows) and appends it as one
-Arrow table, idempotent by event_id (`DuckDBWarehouse.insert_new_columns`), learning exactly
-which events were new. BigQuery gets the kernel's `insert_new` (a keyed MERGE).
+DuckDB allows one writing process and is fastest with few large statements (a statement
+costs milliseconds however small), so request handlers hand batches to a single writer
+thread and wait for its receipt. Each request turns its own batch into an Arrow table
+first; the thread takes whatever has queued up (group commit, up to `group_rows` rows) and
+appends it as one table, idempotent by event_id (`DuckDBWarehouse.insert_new_arrow`),
+learning exactly which events were new. The thread is the one serial step, so it does as
+little Python as it can. BigQuery gets the kernel's `insert_new` (a keyed MERGE).
 The DuckDB file is let go once no batch has come for `release_after_s`, so training, ingest
 and `edgeloop sql` on the same machine can write between bursts of telemetry.
 """
@@ -47,8 +49,7 @@ def event_columns(
     return [
         list(event_ids),
         [e.device_id for e in events],
-        # TelemetryEvent already converted it to UTC; astimezone again costs more than the insert.
-        [e.event_time.replace(tzinfo=None) for e in events],
+        [e.event_time for e in events],  # aware: Arrow converts to UTC in C++, BigQuery rows via `_naive_utc`
         list(received_at),
         [e.kind for e in events],
         [e.model for e in events],
@@ -89,8 +90,8 @@ def benchmark_row(report: BenchmarkReport) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class _Batch:
-    events: Sequence[TelemetryEvent]
-    received_at: dt.datetime
+    ids: list[str]
+    data: Any  # a pyarrow.Table (DuckDB) or the table's columns (BigQuery)
     future: concurrent.futures.Future[TelemetryReceipt]
 
 
@@ -136,13 +137,20 @@ class WarehouseWriter:
         now = _naive_utc(dt.datetime.now(dt.UTC))
         with wh_mod.DuckDBWarehouse("duckdb:///:memory:") as wh:
             wh.ensure()
-            wh.insert_new_columns(t.TELEMETRY_EVENTS, event_columns([event], [str(event.event_id)], [now]))
+            data = wh_mod.arrow_table(t.TELEMETRY_EVENTS, event_columns([event], [str(event.event_id)], [now]))
+            wh.insert_new_arrow(t.TELEMETRY_EVENTS, data)
 
     def submit_events(self, events: Sequence[TelemetryEvent]) -> concurrent.futures.Future[TelemetryReceipt]:
-        """Queue a batch; the future resolves to its receipt once committed."""
+        """Queue a batch; the future resolves to its receipt once committed.
+
+        The batch becomes rows here, in the caller's thread, not on the writer's.
+        """
+        ids = [str(e.event_id) for e in events]
+        columns = event_columns(events, ids, [_naive_utc(dt.datetime.now(dt.UTC))] * len(ids))
+        data = wh_mod.arrow_table(t.TELEMETRY_EVENTS, columns) if self.url.startswith("duckdb://") else columns
         future: concurrent.futures.Future[TelemetryReceipt] = concurrent.futures.Future()
         self._ensure_started()
-        self._queue.put(_Batch(events, _naive_utc(dt.datetime.now(dt.UTC)), future))
+        self._queue.put(_Batch(ids, data, future))
         return future
 
     def call(self, fn: Callable[[wh_mod.Warehouse], Any]) -> concurrent.futures.Future[Any]:
@@ -200,7 +208,7 @@ class WarehouseWriter:
                 while True:
                     if isinstance(item, _Batch):
                         group.append(item)
-                        rows += len(item.events)
+                        rows += len(item.ids)
                     elif isinstance(item, _Call):
                         calls.append(item)
                     elif item is _STOP:
@@ -228,10 +236,8 @@ class WarehouseWriter:
             call.future.set_exception(exc)
 
     def _write_group(self, group: list[_Batch]) -> None:
-        batch_ids = [[str(e.event_id) for e in batch.events] for batch in group]
-        events = [e for batch in group for e in batch.events]
-        ids = [i for b in batch_ids for i in b]
-        received = [batch.received_at for batch in group for _ in batch.events]
+        ids = [i for batch in group for i in batch.ids]
+        keep: list[int] | None = None
         distinct = len(set(ids)) == len(ids)
         if not distinct:
             # First occurrence of an id (across the whole group) is the one that may be new.
@@ -239,9 +245,8 @@ class WarehouseWriter:
             for n, event_id in enumerate(ids):
                 first.setdefault(event_id, n)
             keep = sorted(first.values())
-            events, ids, received = [events[n] for n in keep], [ids[n] for n in keep], [received[n] for n in keep]
         try:
-            inserted = self._insert(event_columns(events, ids, received))
+            inserted = self._insert([batch.data for batch in group], keep)
         except Exception as exc:  # every waiting request gets the failure; none is told "accepted"
             log.error("telemetry write of %d events failed: %s", len(ids), exc)
             self._release()
@@ -250,29 +255,37 @@ class WarehouseWriter:
                 batch.future.set_exception(exc)
             return
         if inserted is None and distinct:  # the common case: every event of every batch was new
-            for batch, event_ids in zip(group, batch_ids, strict=True):
-                batch.future.set_result(TelemetryReceipt(accepted=len(event_ids), duplicates=0))
+            for batch in group:
+                batch.future.set_result(TelemetryReceipt(accepted=len(batch.ids), duplicates=0))
             return
         new = set(ids) if inserted is None else inserted
-        for batch, event_ids in zip(group, batch_ids, strict=True):
+        for batch in group:
             accepted = 0
-            for event_id in event_ids:
+            for event_id in batch.ids:
                 if event_id in new:
                     new.discard(event_id)  # a later copy of the same id is a duplicate
                     accepted += 1
-            batch.future.set_result(TelemetryReceipt(accepted=accepted, duplicates=len(event_ids) - accepted))
+            batch.future.set_result(TelemetryReceipt(accepted=accepted, duplicates=len(batch.ids) - accepted))
 
-    def _insert(self, columns: list[list[Any]]) -> set[str] | None:
-        """Write the rows; None when all were new, else the ids that were."""
+    def _insert(self, parts: list[Any], keep: list[int] | None) -> set[str] | None:
+        """Write the group's rows (those at `keep`, if given); None when all were new, else the new ids."""
         wh = self._open()
         if isinstance(wh, wh_mod.DuckDBWarehouse):
-            return wh.insert_new_columns(t.TELEMETRY_EVENTS, columns)
+            data = wh_mod.concat_arrow(parts)
+            return wh.insert_new_arrow(t.TELEMETRY_EVENTS, data if keep is None else data.take(keep))
         # BigQuery: learn which ids exist, then MERGE (insert_new) the rest. Ids are validated UUIDs.
-        ids = ", ".join(f"'{i}'" for i in columns[0])
+        rows = [r for columns in parts for r in zip(*columns, strict=True)]
+        if keep is not None:
+            rows = [rows[n] for n in keep]
+        ids = ", ".join(f"'{r[0]}'" for r in rows)
         existing = {
             r["event_id"] for r in wh.query(f"SELECT event_id FROM {t.TELEMETRY_EVENTS.name} WHERE event_id IN ({ids})")
         }
-        fresh = [dict(zip(_COLUMNS, r, strict=True)) for r in zip(*columns, strict=True) if r[0] not in existing]
+        fresh = [
+            {**dict(zip(_COLUMNS, r, strict=True)), "event_time": _naive_utc(r[2])}
+            for r in rows
+            if r[0] not in existing
+        ]
         wh.insert_new(t.TELEMETRY_EVENTS, fresh)
         return {r["event_id"] for r in fresh}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -53,10 +53,15 @@ def bearer_token(request: Request) -> str | None:
 
 def authorize(request: Request, registry: Registry, scope: Scope, token: str | None) -> Principal:
     """Authenticate `token`, check its role grants `scope`, and take a token from its bucket."""
+    return check_key(request.scope.setdefault("state", {}), registry, scope, token)
+
+
+def check_key(state: dict[str, Any], registry: Registry, scope: Scope, token: str | None) -> Principal:
+    """`authorize` on a raw ASGI scope's state (the access log reads `key_id` from it)."""
     if not token:
         raise Unauthenticated("no API key; send `Authorization: Bearer <key>`")
     principal = registry.keys.authenticate(token)
-    request.state.key_id = principal.key_id
+    state["key_id"] = principal.key_id
     if scope not in ROLE_SCOPES[principal.role]:
         raise Forbidden(f"a {principal.role.value} key may not {scope.value}; use a key with the right role")
     wait = registry.limiter.take(principal.key_id, principal.rate_per_s, registry.settings.burst_s)

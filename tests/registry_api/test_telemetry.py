@@ -271,3 +271,11 @@ def test_writer_on_bigquery_merges_only_new_events(monkeypatch: pytest.MonkeyPat
     row = fake.rows[str(events[3].event_id)]
     assert row["version"] == "1" and json.loads(row["detail"]) == {"i": 3}
     assert row["event_time"].tzinfo is None and isinstance(row["received_at"], dt.datetime)
+
+
+def test_naive_event_time_is_refused_with_the_fix(harness: Harness) -> None:
+    body = b'{"events": [{"device_id": "d", "kind": "inference", "event_time": "2026-11-23T07:00:00"}]}'
+    response = harness.client.post("/v1/telemetry", content=body, headers=harness.auth(harness.device))
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "events[0].event_time" in detail and "timezone" in detail and "send UTC" in detail

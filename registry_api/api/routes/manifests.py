@@ -11,13 +11,13 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from starlette import types as asgi
 
 from edgeloop.errors import EdgeloopError
-from registry_api.api.deps import SECURITY, authorize, bearer_token
+from registry_api.api.deps import SECURITY, check_key
 from registry_api.api.responses import AUTH, errors
 from registry_api.core.security import Scope
 from registry_api.errors import InvalidRequest
@@ -28,6 +28,7 @@ from registry_api.state import Registry
 router = APIRouter(prefix="/v1/models/{name}", tags=["manifests"])
 
 _NAME = re.compile(NAME_PATTERN)
+_MAX_IF_NONE_MATCH = 1024
 _ALIAS = re.compile(ALIAS_PATTERN)
 # query parameter -> (max length, description, example)
 _DEVICE_PARAMS: dict[str, tuple[int, str, str]] = {
@@ -101,12 +102,21 @@ _PARAMETERS: list[dict[str, Any]] = [
         "in": "header",
         "required": False,
         "description": "The ETag of the manifest the device holds; a match gives 304.",
-        "schema": {"type": "string", "maxLength": 1024},
+        "schema": {"type": "string", "maxLength": _MAX_IF_NONE_MATCH},
     },
 ]
 
 
-def _device(query: Any) -> Device:
+def _query(raw: bytes) -> dict[str, str]:
+    """The query string as a dict (last value wins, as Starlette's QueryParams.get)."""
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return {k: v for k, v in parse_qsl(text, keep_blank_values=True)}
+    # What devices send: plain values, nothing to unquote (parse_qsl was a third of a 304's CPU).
+    return {k: v for k, _, v in (pair.partition("=") for pair in text.split("&") if pair)}
+
+
+def _device(query: dict[str, str]) -> Device:
     values: dict[str, str | None] = {}
     for key, (limit, _, _) in _DEVICE_PARAMS.items():
         value = query.get(key)
@@ -150,29 +160,47 @@ def _device(query: Any) -> Device:
     ),
 )
 async def manifest(request: Request) -> Response:
-    return await poll(request)
+    status, headers, body = await poll(request.app.state.registry, request.scope)
+    return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
 
 
-async def poll(request: Request) -> Response:
-    """The whole poll; also called by `FastPollMiddleware`, which skips the router for it."""
-    registry: Registry = request.app.state.registry
-    authorize(request, registry, Scope.poll, bearer_token(request))
-    name = request.path_params["name"]
-    query = request.query_params
+async def poll(registry: Registry, scope: asgi.Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The whole poll as (status, raw headers, body); `FastPollMiddleware` sends it without the router."""
+    headers = dict(scope["headers"])  # lower-case names, as ASGI servers give them
+    state: dict[str, Any] = scope.setdefault("state", {})
+    check_key(state, registry, Scope.poll, _token(headers))
+    name = scope["path_params"]["name"]
+    query = _query(scope["query_string"])
     alias = query.get("alias", "production")
     if not _NAME.match(name) or not _ALIAS.match(alias):
         raise InvalidRequest(f"model {name!r} or alias {alias!r} is not a valid name ({NAME_PATTERN})")
     device = _device(query)
-    if_none_match = request.headers.get("if-none-match")
     service = registry.manifests
-    if service.stale(name):
-        await run_in_threadpool(service.snapshot, name)
-    signed = service.signed(name, alias, service.resolve(name, alias, device))
+    snap = await service.current(name)
+    signed = service.signed(name, alias, service.resolve(name, alias, device, snap), snap)
     max_age = max(0, min(registry.settings.manifest_max_age_s, int(signed.next_issue - time.time())))
-    headers = {"ETag": signed.etag, "Cache-Control": f"public, max-age={max_age}", "Vary": "Authorization"}
-    if if_none_match is not None and _matches(if_none_match, signed.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(signed.body, media_type="application/json", headers=headers)
+    etag = signed.etag.encode()
+    out = [(b"etag", etag), (b"cache-control", b"public, max-age=%d" % max_age), (b"vary", b"Authorization")]
+    if_none_match = headers.get(b"if-none-match")
+    if if_none_match is not None and len(if_none_match) > _MAX_IF_NONE_MATCH:
+        raise InvalidRequest(
+            f"If-None-Match is longer than {_MAX_IF_NONE_MATCH} characters; send the ETag you were given"
+        )
+    if if_none_match is not None and _matches(if_none_match.decode("latin-1"), signed.etag):
+        return 304, out, b""
+    out += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(signed.body))]
+    return 200, out, signed.body
+
+
+def _token(headers: dict[bytes, bytes]) -> str | None:
+    """As `bearer_token`, from raw headers."""
+    value = headers.get(b"authorization")
+    if value:
+        scheme, _, credentials = value.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    key = headers.get(b"x-api-key")
+    return key.decode("latin-1") if key is not None else None
 
 
 _POLL_PATH = re.compile(r"^/v1/models/([^/]+)/manifest$")
@@ -181,9 +209,10 @@ _POLL_PATH = re.compile(r"^/v1/models/([^/]+)/manifest$")
 class FastPollMiddleware:
     """Serves `GET /v1/models/{name}/manifest` without the router and dependency machinery.
 
-    Polls are most of the traffic; routing through every route and FastAPI's dependency
-    solver cost more than the poll itself. Same handler, same errors (via `on_error`);
-    the FastAPI route stays for OpenAPI and for anything this does not match.
+    Polls are most of the traffic; routing through every route, FastAPI's dependency solver
+    and Starlette's Request and Response objects cost more than the poll itself. Same
+    answer, same errors (via `on_error`); the FastAPI route stays for OpenAPI and for
+    anything this does not match.
     """
 
     def __init__(self, app: asgi.ASGIApp, on_error: Callable[[Request, Exception], Awaitable[Response]]) -> None:
@@ -195,12 +224,14 @@ class FastPollMiddleware:
             match = _POLL_PATH.match(scope["path"])
             if match:
                 scope["path_params"] = {"name": match.group(1)}  # scope["path"] is already percent-decoded
-                request = Request(scope, receive)
                 try:
-                    response = await poll(request)
+                    status, headers, body = await poll(scope["app"].state.registry, scope)
                 except EdgeloopError as exc:
-                    response = await self.on_error(request, exc)
-                await response(scope, receive, send)
+                    response = await self.on_error(Request(scope, receive), exc)
+                    await response(scope, receive, send)
+                    return
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
 

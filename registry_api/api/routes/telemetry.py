@@ -95,6 +95,8 @@ def describe_errors(exc: ValidationError, limit: int = 5) -> str:
         text = f"{where}: {error['msg']}" if where else error["msg"]
         if error["type"] not in ("missing", "json_invalid") and isinstance(error.get("input"), str | int | float):
             text += f" (got {_short(error['input'])})"
+        if error["type"] == "timezone_aware":
+            text += "; send UTC, e.g. 2026-11-23T07:00:00Z"
         parts.append(text)
     if len(errors) > limit:
         parts.append(f"and {len(errors) - limit} more")
