@@ -58,7 +58,12 @@ class RegistrySettings(BaseSettings):
         default=60, ge=0, description="Cache-Control max-age on manifests (CDN and device)."
     )
     state_cache_ttl_s: float = Field(
-        default=2.0, ge=0, description="How long a worker trusts its cached aliases/versions (other workers' changes)."
+        default=2.0,
+        ge=0,
+        description=(
+            "How long a worker trusts its cached aliases/versions; then polls go on answering from them while "
+            "one background reload runs, so other workers' changes show within about this."
+        ),
     )
     latency_budget_ms: float | None = Field(
         default=None, gt=0, description="Default latency budget for variant choice."
