@@ -28,8 +28,8 @@ from registry_api.state import Registry
 router = APIRouter(prefix="/v1/models/{name}", tags=["manifests"])
 
 _NAME = re.compile(NAME_PATTERN)
-_MAX_IF_NONE_MATCH = 1024
 _ALIAS = re.compile(ALIAS_PATTERN)
+_MAX_IF_NONE_MATCH = 1024
 # query parameter -> (max length, description, example)
 _DEVICE_PARAMS: dict[str, tuple[int, str, str]] = {
     "device_id": (128, "Pseudonymous, stable per install; decides the rollout bucket.", "d-5f2c9a"),
