@@ -1,18 +1,9 @@
-"""The SDK's top level: every exported name resolves, and its schemas load without the rest."""
+"""The SDK's schemas load without the rest of it (the registry and the DAGs import them)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-
-import edge
-
-
-def test_every_exported_name_resolves() -> None:
-    assert set(edge.__all__) == set(edge._EXPORTS)
-    for name in edge.__all__:
-        assert getattr(edge, name) is not None, name
-    assert edge.health_check.__module__ == "edge._health"
 
 
 def test_schemas_load_without_http_numpy_or_runtimes() -> None:
