@@ -227,7 +227,9 @@ class ManifestService:
         interval = self.settings.manifest_issue_interval_s
         now = self.clock()
         issue = int(now // interval) * interval
-        key = (model, alias, res, issue, self.keyring.key_id)
+        # Plain fields, not the Resolution itself: hashing nested dataclasses was a visible share of a 304.
+        key: tuple[Any, ...] = (model, alias, res.version, res.variant.variant, res.variant.sha256, res.served)
+        key += (res.rollback, res.rollout_percent, issue, self.keyring.key_id)
         cached = self._signed.get(key)
         if cached is not None:
             return cached

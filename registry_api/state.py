@@ -17,6 +17,8 @@ from registry_api.errors import Unauthenticated
 from registry_api.manifests import ManifestService
 from registry_api.telemetry import WarehouseWriter
 
+_MAX_VERIFIED = 10_000  # distinct tokens remembered between reloads; beyond that, checked each time
+
 
 @dataclasses.dataclass(frozen=True)
 class Principal:
@@ -41,6 +43,9 @@ class KeyCache:
         self.sessions = sessions
         self.settings = settings
         self._keys: dict[str, _KeyRecord] = {}
+        # Tokens already checked against the keys as loaded: a poll skips the parse and the hash.
+        # Emptied on every reload, so a revocation takes effect as before.
+        self._verified: dict[str, Principal] = {}
         self._loaded = -1e9
         self._lock = threading.Lock()
 
@@ -53,9 +58,13 @@ class KeyCache:
                 rate = row.rate_per_s or self.settings.rate_per_s.get(role.value, 10.0)
                 keys[row.key_id] = _KeyRecord(Principal(row.key_id, row.name, role, rate), row.token_hash)
         self._keys = keys
+        self._verified = {}
         self._loaded = time.monotonic()
 
     def authenticate(self, token: str) -> Principal:
+        principal = self._verified.get(token)
+        if principal is not None and time.monotonic() - self._loaded <= self.settings.keys_cache_ttl_s:
+            return principal
         key_id = parse_token(token)
         if key_id is None:
             raise Unauthenticated("API key is malformed; expected elk_<id>_<secret> (see `edgeloop keys create`)")
@@ -66,6 +75,8 @@ class KeyCache:
         record = self._keys.get(key_id)
         if record is None or not token_matches(token, record.token_hash):
             raise Unauthenticated("API key is unknown or revoked")
+        if len(self._verified) < _MAX_VERIFIED:
+            self._verified[token] = record.principal
         return record.principal
 
 
