@@ -160,9 +160,14 @@ def make_engine(url: str) -> Engine:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that read and then
         # writes fails with SQLITE_BUSY under WAL instead of waiting for the busy timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sessions that only read (`read_session_factory`) stay deferred: under WAL they need
+        # no lock, and must not make a publish wait for a poll's state reload.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+_READ_ONLY = "edgeloop_read_only"
 
 
 def init_db(engine: Engine) -> None:
@@ -172,3 +177,8 @@ def init_db(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Any]:
+    """Sessions for reading only (SQLite: a deferred transaction, no write lock)."""
+    return sessionmaker(engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)

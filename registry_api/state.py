@@ -96,6 +96,7 @@ class Registry:
         engine = db.make_engine(settings.database)
         db.init_db(engine)
         sessions = db.session_factory(engine)
+        reads = db.read_session_factory(engine)  # the caches only read
         keyring = KeyRing.from_settings(
             settings.signing_key, settings.signing_key_id, settings.extra_public_keys, settings.root / "signing_key.pem"
         )
@@ -104,10 +105,10 @@ class Registry:
             engine=engine,
             sessions=sessions,
             keyring=keyring,
-            manifests=ManifestService(settings, sessions, keyring),
+            manifests=ManifestService(settings, reads, keyring),
             writer=WarehouseWriter(settings.warehouse, settings.telemetry_group_rows),
             limiter=RateLimiter(),
-            keys=KeyCache(sessions, settings),
+            keys=KeyCache(reads, settings),
         )
 
     def close(self) -> None:

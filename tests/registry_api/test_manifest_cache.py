@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from regkit import Harness, make_package
 
-from registry_api import manifests
+from registry_api import db, manifests
 from registry_api.manifests import ManifestService
 from registry_api.rollout import Device
 
@@ -29,7 +29,7 @@ def _worker(h: Harness, ttl_s: float) -> ManifestService:
     """A second worker's manifest service on the same database (the harness app's writes do not reach it)."""
     registry = h.client.app.state.registry  # type: ignore[attr-defined]
     settings = registry.settings.model_copy(update={"state_cache_ttl_s": ttl_s})
-    return ManifestService(settings, registry.sessions, registry.keyring)
+    return ManifestService(settings, db.read_session_factory(registry.engine), registry.keyring)
 
 
 def _production(snap: manifests.ModelSnapshot) -> int:
@@ -73,7 +73,7 @@ def test_a_reload_begun_before_a_write_does_not_bring_back_the_old_state(
     two_versions: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = _worker(two_versions, ttl_s=0)
-    read_done, release = threading.Event(), threading.Event()
+    read_done, release, finished = threading.Event(), threading.Event(), threading.Event()
     real = manifests.load_snapshot
     hold = {"on": False}
 
@@ -83,6 +83,7 @@ def test_a_reload_begun_before_a_write_does_not_bring_back_the_old_state(
             hold["on"] = False
             read_done.set()
             release.wait(30)
+            finished.set()
         return snap
 
     monkeypatch.setattr(manifests, "load_snapshot", slow)
@@ -96,6 +97,7 @@ def test_a_reload_begun_before_a_write_does_not_bring_back_the_old_state(
         # The write lands after the reload read the database: this worker drops its state, as
         # the alias route does after its own writes.
         assert two_versions.set_alias("production", {"version": 2}).status_code == 200
+        assert not finished.is_set()  # a reload in progress holds no lock a publisher waits for
         service.invalidate(MODEL)
         release.set()
         return _production(await service.current(MODEL))
