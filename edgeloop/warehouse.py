@@ -218,11 +218,6 @@ class DuckDBWarehouse:
         """Insert rows whose key is not there yet; existing keys keep their first value."""
         return self._write(table, rows, "OR IGNORE")
 
-    def insert_new_columns(self, table: t.Table, columns: Sequence[Sequence[Any]]) -> set[Any] | None:
-        """`insert_new_arrow` of rows given as columns (in `table` order, values as `prepare_rows` makes them)."""
-        _one_column_key(table)
-        return self.insert_new_arrow(table, arrow_table(table, columns))
-
     def insert_new_arrow(self, table: t.Table, data: Any) -> set[Any] | None:
         """Insert the rows of an Arrow table (from `arrow_table`) whose key is new.
 
@@ -233,7 +228,8 @@ class DuckDBWarehouse:
         per row. A key conflict rolls that statement back, and the rows go again with
         INSERT OR IGNORE … RETURNING, which says which keys were new.
         """
-        _one_column_key(table)
+        if len(table.key) != 1:
+            raise WarehouseError(f"{table.name}: inserting only new rows needs a one-column key, not {table.key}")
         names = ", ".join(table.column_names)
         relation = f"_new_{table.name}"
         self._con.register(relation, data)
@@ -263,13 +259,9 @@ class DuckDBWarehouse:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _one_column_key(table: t.Table) -> None:
-    if len(table.key) != 1:
-        raise WarehouseError(f"{table.name}: inserting only new rows needs a one-column key, not {table.key}")
-
-
 def arrow_table(table: t.Table, columns: Sequence[Sequence[Any]]) -> Any:
-    """Columns of `table` (in its order; datetimes naive UTC or aware) as a `pyarrow.Table` of its types.
+    """Columns of `table` (in its order, values as `prepare_rows` makes them; datetimes naive UTC or aware)
+    as a `pyarrow.Table` of its types, for `DuckDBWarehouse.insert_new_arrow`.
 
     Built in C++ (aware datetimes are converted to UTC there); `pyarrow` comes with the
     `registry` extra.

@@ -3,10 +3,12 @@
 Polls are the hot path, so nothing here touches the database per request: each worker
 keeps a snapshot of a model's versions, aliases and benchmark latencies for
 `state_cache_ttl_s` (dropped at once on its own writes), and signs each distinct manifest
-once per issue interval. When a snapshot ages out, polls go on answering from it while one
-reload runs in a thread (stale-while-revalidate): letting every poll that arrived in the
-meantime reload it too stalled the event loop for hundreds of milliseconds each time. `issued_at` is rounded down to that interval, so a manifest's
+once per issue interval. `issued_at` is rounded down to that interval, so a manifest's
 bytes — and its ETag — stay the same for every poll within it.
+
+When a snapshot ages out, polls go on answering from it while one reload runs in a thread
+(stale-while-revalidate): letting every poll that arrived in the meantime reload it too
+stalled the event loop for hundreds of milliseconds each time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -135,7 +137,7 @@ class ManifestService:
             self._generations[model] = self._generations.get(model, 0) + 1
             self._snapshots.pop(model, None)
 
-    def _fresh(self, snap: ModelSnapshot | None) -> bool:
+    def _fresh(self, snap: ModelSnapshot | None) -> TypeGuard[ModelSnapshot]:
         return snap is not None and time.monotonic() - snap.loaded_at < self.settings.state_cache_ttl_s
 
     def _load(self, model: str, generation: int | None = None) -> ModelSnapshot:
@@ -154,7 +156,7 @@ class ManifestService:
     def snapshot(self, model: str) -> ModelSnapshot:
         """The model's snapshot, reloaded here and now when it is missing or old (blocking: not for the event loop)."""
         snap = self._snapshots.get(model)
-        return snap if snap is not None and self._fresh(snap) else self._load(model)
+        return snap if self._fresh(snap) else self._load(model)
 
     async def current(self, model: str) -> ModelSnapshot:
         """The snapshot to answer a poll from, never blocking the event loop on the database.
@@ -163,7 +165,7 @@ class ManifestService:
         just invalidated): every poll waits for one reload begun after the invalidation.
         """
         snap = self._snapshots.get(model)
-        if snap is not None and self._fresh(snap):
+        if self._fresh(snap):
             return snap
         loop = asyncio.get_running_loop()
         generation = self._generations.get(model, 0)

@@ -43,12 +43,16 @@ class Authorize:
 
 def bearer_token(request: Request) -> str | None:
     """The API key from `Authorization: Bearer …` or `X-API-Key` (for routes that parse headers themselves)."""
-    value = request.headers.get("authorization")
-    if value:
-        scheme, _, credentials = value.partition(" ")
+    return api_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+
+
+def api_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key from the two headers' values: a Bearer credential first, else X-API-Key."""
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
             return credentials.strip()
-    return request.headers.get("x-api-key")
+    return x_api_key
 
 
 def authorize(request: Request, registry: Registry, scope: Scope, token: str | None) -> Principal:

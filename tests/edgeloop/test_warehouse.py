@@ -246,8 +246,8 @@ def test_bigquery_views_parse_and_qualify_every_table() -> None:
                 assert tbl.sql(dialect="bigquery").startswith("`p`.`d`.") or "p.d" in tbl.sql(dialect="bigquery"), name
 
 
-def _columns(table: t.Table, rows: list[dict[str, object]]) -> list[list[object]]:
-    return [[row.get(name) for row in rows] for name in table.column_names]
+def _arrow(table: t.Table, rows: list[dict[str, object]]) -> object:
+    return warehouse.arrow_table(table, [[row.get(name) for row in rows] for name in table.column_names])
 
 
 def _event(event_id: str, device_id: str = "d1", **extra: object) -> dict[str, object]:
@@ -263,9 +263,9 @@ def test_duckdb_bulk_insert_reports_only_the_new_keys(tmp_path: Path) -> None:
     with warehouse.connect(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
         assert isinstance(wh, warehouse.DuckDBWarehouse)
         old = [_event(f"e{i}", latency_ms=1.5, detail='{"a": 1}') for i in range(3)]
-        assert wh.insert_new_columns(table, _columns(table, old)) is None  # all new
+        assert wh.insert_new_arrow(table, _arrow(table, old)) is None  # all new
         resent = [_event("e1", device_id="changed"), _event("e9"), _event("e2")]
-        assert wh.insert_new_columns(table, _columns(table, resent)) == {"e9"}
+        assert wh.insert_new_arrow(table, _arrow(table, resent)) == {"e9"}
         rows = {r["event_id"]: r for r in wh.query("SELECT * FROM telemetry_events")}
         assert sorted(rows) == ["e0", "e1", "e2", "e9"]
         assert rows["e1"]["device_id"] == "d1" and rows["e1"]["latency_ms"] == 1.5  # first write wins
@@ -276,12 +276,12 @@ def test_duckdb_bulk_insert_refuses_bad_rows_whole(tmp_path: Path) -> None:
     table = t.TELEMETRY_EVENTS
     with warehouse.connect(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
         assert isinstance(wh, warehouse.DuckDBWarehouse)
-        wh.insert_new_columns(table, _columns(table, [_event("e0")]))
+        wh.insert_new_arrow(table, _arrow(table, [_event("e0")]))
         # A missing required value fails the plain INSERT and the retry alike: nothing lands.
         with pytest.raises(WarehouseError, match="telemetry_events"):
-            wh.insert_new_columns(table, _columns(table, [_event("e1"), _event("e0"), _event("e2", kind=None)]))
+            wh.insert_new_arrow(table, _arrow(table, [_event("e1"), _event("e0"), _event("e2", kind=None)]))
         with pytest.raises(WarehouseError, match="telemetry_events: rows do not fit"):
-            wh.insert_new_columns(table, _columns(table, [_event("e3", latency_ms="fast")]))
+            _arrow(table, [_event("e3", latency_ms="fast")])
         with pytest.raises(WarehouseError, match="one-column key"):
-            wh.insert_new_columns(t.BY_NAME["dataset_classes"], [])
+            wh.insert_new_arrow(t.BY_NAME["dataset_classes"], _arrow(table, [_event("e4")]))
         assert [r["event_id"] for r in wh.query("SELECT event_id FROM telemetry_events")] == ["e0"]

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from starlette import types as asgi
 
 from edgeloop.errors import EdgeloopError
-from registry_api.api.deps import SECURITY, check_key
+from registry_api.api.deps import SECURITY, api_key, check_key
 from registry_api.api.responses import AUTH, errors
 from registry_api.core.security import Scope
 from registry_api.errors import InvalidRequest
@@ -168,39 +168,35 @@ async def poll(registry: Registry, scope: asgi.Scope) -> tuple[int, list[tuple[b
     """The whole poll as (status, raw headers, body); `FastPollMiddleware` sends it without the router."""
     headers = dict(scope["headers"])  # lower-case names, as ASGI servers give them
     state: dict[str, Any] = scope.setdefault("state", {})
-    check_key(state, registry, Scope.poll, _token(headers))
+    authorization, x_api_key = headers.get(b"authorization"), headers.get(b"x-api-key")
+    token = api_key(_text(authorization), _text(x_api_key))
+    check_key(state, registry, Scope.poll, token)
     name = scope["path_params"]["name"]
     query = _query(scope["query_string"])
     alias = query.get("alias", "production")
     if not _NAME.match(name) or not _ALIAS.match(alias):
         raise InvalidRequest(f"model {name!r} or alias {alias!r} is not a valid name ({NAME_PATTERN})")
     device = _device(query)
+    if_none_match = _text(headers.get(b"if-none-match"))
+    if if_none_match is not None and len(if_none_match) > _MAX_IF_NONE_MATCH:
+        raise InvalidRequest(
+            f"If-None-Match is longer than {_MAX_IF_NONE_MATCH} characters; send the ETag you were given"
+        )
     service = registry.manifests
     snap = await service.current(name)
     signed = service.signed(name, alias, service.resolve(name, alias, device, snap), snap)
     max_age = max(0, min(registry.settings.manifest_max_age_s, int(signed.next_issue - time.time())))
     etag = signed.etag.encode()
     out = [(b"etag", etag), (b"cache-control", b"public, max-age=%d" % max_age), (b"vary", b"Authorization")]
-    if_none_match = headers.get(b"if-none-match")
-    if if_none_match is not None and len(if_none_match) > _MAX_IF_NONE_MATCH:
-        raise InvalidRequest(
-            f"If-None-Match is longer than {_MAX_IF_NONE_MATCH} characters; send the ETag you were given"
-        )
-    if if_none_match is not None and _matches(if_none_match.decode("latin-1"), signed.etag):
+    if if_none_match is not None and _matches(if_none_match, signed.etag):
         return 304, out, b""
     out += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(signed.body))]
     return 200, out, signed.body
 
 
-def _token(headers: dict[bytes, bytes]) -> str | None:
-    """As `bearer_token`, from raw headers."""
-    value = headers.get(b"authorization")
-    if value:
-        scheme, _, credentials = value.decode("latin-1").partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return credentials.strip()
-    key = headers.get(b"x-api-key")
-    return key.decode("latin-1") if key is not None else None
+def _text(value: bytes | None) -> str | None:
+    """A raw header value as Starlette decodes it."""
+    return value.decode("latin-1") if value is not None else None
 
 
 _POLL_PATH = re.compile(r"^/v1/models/([^/]+)/manifest$")
