@@ -5,7 +5,8 @@
     ├── StorageError         a URI cannot be read or written
     │   ├── UnsupportedScheme    the URI's scheme is not one we speak
     │   ├── NotFound             the object, folder or bucket does not exist
-    │   └── PreconditionFailed   someone else wrote the object first
+    │   ├── PreconditionFailed   someone else wrote the object first
+    │   └── NotPlainFile         a file that must be a plain file is a link, device or FIFO
     ├── WarehouseError       the warehouse refused a table, a row or a query
     └── MissingExtra         an optional dependency is not installed
 
@@ -37,6 +38,10 @@ class NotFound(StorageError):
 
 class PreconditionFailed(StorageError):
     """The object changed (or appeared) between our read and our write."""
+
+
+class NotPlainFile(StorageError):
+    """A file that must be a regular file of its own is a symlink, a hard link, a device or a FIFO."""
 
 
 class WarehouseError(EdgeloopError):

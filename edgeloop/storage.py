@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import hashlib
 import os
 import shutil
+import stat as stat_mode
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import unquote, urlparse
 
-from edgeloop.errors import MissingExtra, NotFound, PreconditionFailed, StorageError, UnsupportedScheme
+from edgeloop.errors import MissingExtra, NotFound, NotPlainFile, PreconditionFailed, StorageError, UnsupportedScheme
 
 CHUNK = 1 << 20
 
@@ -66,6 +68,53 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat_mode.S_ISDIR, "folder"), (stat_mode.S_ISFIFO, "FIFO"), (stat_mode.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "device" if stat_mode.S_ISCHR(mode) or stat_mode.S_ISBLK(mode) else "special file"
+
+
+def _open_plain_local(uri: str, within: str | None) -> IO[bytes]:
+    """Open a regular file of its own, refusing what would let a file stand for another one.
+
+    O_NOFOLLOW refuses a symlink as the last component; O_NONBLOCK keeps a FIFO from hanging
+    the open; fstat on the open descriptor (not the path, which may change meanwhile) refuses
+    devices, FIFOs and files with other hard links. `within`: the file's real path, read
+    back from the descriptor, must lie inside that folder (a folder swapped for a symlink
+    between the caller's checks and the open is caught here).
+    """
+    path = _local_path(uri)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise NotFound(f"{uri!r} does not exist; check the path") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise NotPlainFile(
+                f"{uri!r} is a symbolic link; only regular files are accepted (copy the file in)"
+            ) from None
+        raise StorageError(f"cannot open {uri!r}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat_mode.S_ISREG(info.st_mode):
+            raise NotPlainFile(f"{uri!r} is a {_kind(info.st_mode)}; only regular files are accepted")
+        if info.st_nlink != 1:
+            raise NotPlainFile(
+                f"{uri!r} has {info.st_nlink} hard links; only files of their own are accepted (copy it instead)"
+            )
+        if within is not None:
+            real = Path(f"/proc/self/fd/{fd}").readlink() if Path("/proc/self/fd").is_dir() else path.resolve()
+            folder = Path(within).resolve()
+            if folder not in real.parents:
+                raise NotPlainFile(f"{uri!r} resolves outside {within!r}; only files inside it are accepted")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class LocalBackend:
@@ -329,6 +378,18 @@ def open_write(
     unless the object is still at that generation (read-modify-write).
     """
     return backend(uri).open_write(uri, if_absent=if_absent, if_generation=if_generation)
+
+
+def open_plain(uri: str, *, within: str | None = None) -> contextlib.AbstractContextManager[IO[bytes]]:
+    """Open a file someone less trusted placed (a package to publish): only a regular file of its own.
+
+    Locally, a symlink, a hard link, a device or a FIFO raises `NotPlainFile`, as does a file
+    whose real path is outside the local folder `within`. Object stores hold nothing but plain
+    objects, so there it is `open_read`.
+    """
+    if scheme(uri) == "file":
+        return _open_plain_local(uri, within)
+    return open_read(uri)
 
 
 def read_bytes(uri: str) -> bytes:

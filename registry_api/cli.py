@@ -45,9 +45,7 @@ def serve(
             "a DuckDB warehouse accepts one writing process; use --workers 1 or a bigquery:// warehouse"
         )
     # Create (and log) the signing key once, before workers race to do it.
-    ring = KeyRing.from_settings(
-        settings.signing_key, settings.signing_key_id, settings.extra_public_keys, settings.root / "signing_key.pem"
-    )
+    ring = KeyRing.for_registry(settings)
     log.info("signing manifests with key %s; serving on http://%s:%d", ring.key_id, settings.host, settings.port)
     uvicorn.run(
         "registry_api.main:create_app_from_env",

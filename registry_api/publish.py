@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from conversion.card import CARD_NAME, ModelCard
 from edge.variants import VARIANTS
 from edgeloop import storage
-from edgeloop.errors import NotFound, PreconditionFailed, StorageError
+from edgeloop.errors import NotFound, NotPlainFile, PreconditionFailed, StorageError
 from registry_api import crud, db
 from registry_api.errors import Conflict, PackageRejected, PayloadTooLarge
 
@@ -74,7 +74,7 @@ def parse_card(raw: bytes, model: str) -> ModelCard:
     if len(set(names)) != len(names):
         raise PackageRejected(f"the card lists a variant twice: {names}")
     for entry in card.variants:
-        if "/" in entry.file or "\\" in entry.file or entry.file in ("", ".", "..", CARD_NAME):
+        if any(c in entry.file for c in "/\\\0") or entry.file in ("", ".", "..", CARD_NAME):
             raise PackageRejected(f"variant {entry.variant!r} names file {entry.file!r}; use a plain file name")
         if len(entry.sha256) != 64 or any(c not in "0123456789abcdef" for c in entry.sha256):
             raise PackageRejected(f"variant {entry.variant!r}: sha256 {entry.sha256!r} is not 64 lowercase hex digits")
@@ -94,28 +94,36 @@ def parse_card(raw: bytes, model: str) -> ModelCard:
     return card
 
 
-def _hash_and_store(handle: IO[bytes], root: str) -> tuple[str, int]:
-    """Hash a spooled file, then copy it to its content address unless it is there already."""
+def _hash(handle: IO[bytes]) -> tuple[str, int]:
     digest = hashlib.sha256()
     total = 0
     handle.seek(0)
     while chunk := handle.read(CHUNK):
         digest.update(chunk)
         total += len(chunk)
-    sha = digest.hexdigest()
+    return digest.hexdigest(), total
+
+
+def _store(handle: IO[bytes], root: str, sha: str) -> None:
+    """Copy a checked file to its content address unless it is there already."""
     uri = artifact_uri(root, sha)
-    if not storage.exists(uri):
-        handle.seek(0)
-        try:
-            with storage.open_write(uri, if_absent=True) as out:
-                shutil.copyfileobj(handle, out, CHUNK)
-        except PreconditionFailed:
-            pass  # a concurrent publish stored the same bytes; content addressing makes them equal
-    return sha, total
+    if storage.exists(uri):
+        return
+    handle.seek(0)
+    try:
+        with storage.open_write(uri, if_absent=True) as out:
+            shutil.copyfileobj(handle, out, CHUNK)
+    except PreconditionFailed:
+        pass  # a concurrent publish stored the same bytes; content addressing makes them equal
 
 
 def verify_and_store(card_raw: bytes, files: Mapping[str, IO[bytes]], model: str, root: str) -> VerifiedPackage:
-    """Check the card and every listed file, storing the files by content; raise `PackageRejected`."""
+    """Check the card and every listed file, then store the files by content; raise `PackageRejected`.
+
+    Nothing is stored until every file checks out, so a refused package leaves no trace. A
+    mismatch names the file and what the card claims, never what the file holds: the
+    publisher chose the card, not necessarily the bytes (a by-URI package is read server-side).
+    """
     card = parse_card(card_raw, model)
     listed = {v.file for v in card.variants}
     extra = sorted(set(files) - listed)
@@ -126,11 +134,11 @@ def verify_and_store(card_raw: bytes, files: Mapping[str, IO[bytes]], model: str
         handle = files.get(entry.file)
         if handle is None:
             raise PackageRejected(f"variant {entry.variant!r}: file {entry.file!r} is missing from the package")
-        sha, size = _hash_and_store(handle, root)
+        sha, size = _hash(handle)
         if sha != entry.sha256 or size != entry.size:
             raise PackageRejected(
-                f"variant {entry.variant!r}: {entry.file} has sha256 {sha} and {size} bytes, "
-                f"the card says {entry.sha256} and {entry.size}"
+                f"variant {entry.variant!r}: {entry.file} does not match the card's sha256 {entry.sha256} and "
+                f"size {entry.size}; re-run the conversion or fix the card"
             )
         rows.append(
             {
@@ -144,21 +152,37 @@ def verify_and_store(card_raw: bytes, files: Mapping[str, IO[bytes]], model: str
                 "reason": entry.reason,
             }
         )
+    for entry in card.variants:
+        _store(files[entry.file], root, entry.sha256)
     card_json = card.model_dump(mode="json")
     return VerifiedPackage(card, card_json, card_digest(card_json), rows)
 
 
+def _read_plain(uri: str, folder: str, name: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+    """A package file: a regular file inside the package folder, nothing a link could point elsewhere."""
+    try:
+        return storage.open_plain(storage.join(uri, name), within=folder if storage.is_local(uri) else None)
+    except NotPlainFile as exc:
+        raise PackageRejected(f"package file {name!r} refused: {exc}") from None
+
+
 @contextlib.contextmanager
 def fetch_package(uri: str, max_bytes: int) -> Iterator[tuple[bytes, dict[str, IO[bytes]]]]:
-    """Spool a package folder from storage (card + listed files), capped at `max_bytes` in all."""
+    """Spool a package folder from storage (card + listed files), capped at `max_bytes` in all.
+
+    Only regular files of their own, inside the folder, are read (see `storage.open_plain`):
+    a symlink or hard link to a secret elsewhere is refused before a byte of it is read.
+    """
+    folder = str(storage.local_path(uri)) if storage.is_local(uri) else uri
     try:
-        card_raw = storage.read_bytes(storage.join(uri, CARD_NAME))
+        with _read_plain(uri, folder, CARD_NAME) as reader:
+            card_raw = reader.read(MAX_CARD_BYTES + 1)
     except NotFound:
         raise PackageRejected(f"no {CARD_NAME} at {uri!r}; point package_uri at a package folder") from None
     except StorageError as exc:
         raise PackageRejected(f"cannot read package at {uri!r}: {exc}") from None
     if len(card_raw) > MAX_CARD_BYTES:
-        raise PayloadTooLarge(f"{CARD_NAME} is {len(card_raw)} bytes; at most {MAX_CARD_BYTES}")
+        raise PayloadTooLarge(f"{CARD_NAME} is over {MAX_CARD_BYTES} bytes")
     try:
         names = [
             str(v["file"]) for v in json.loads(card_raw).get("variants", []) if isinstance(v, dict) and "file" in v
@@ -169,11 +193,11 @@ def fetch_package(uri: str, max_bytes: int) -> Iterator[tuple[bytes, dict[str, I
     with contextlib.ExitStack() as stack:
         files: dict[str, IO[bytes]] = {}
         for name in names:
-            if "/" in name or name in ("", ".", ".."):
+            if "/" in name or "\\" in name or "\0" in name or name in ("", ".", "..") or name in files:
                 continue  # parse_card rejects it with a clear message
             spool: IO[bytes] = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=8 * CHUNK))
             try:
-                with storage.open_read(storage.join(uri, name)) as reader:
+                with _read_plain(uri, folder, name) as reader:
                     while chunk := reader.read(CHUNK):
                         budget -= len(chunk)
                         if budget < 0:

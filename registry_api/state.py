@@ -97,9 +97,7 @@ class Registry:
         db.init_db(engine)
         sessions = db.session_factory(engine)
         reads = db.read_session_factory(engine)  # the caches only read
-        keyring = KeyRing.from_settings(
-            settings.signing_key, settings.signing_key_id, settings.extra_public_keys, settings.root / "signing_key.pem"
-        )
+        keyring = KeyRing.for_registry(settings)
         return cls(
             settings=settings,
             engine=engine,

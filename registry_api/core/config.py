@@ -34,13 +34,20 @@ class RegistrySettings(BaseSettings):
     warehouse_url: str = Field(default="", description="Telemetry warehouse; default: EDGELOOP_WAREHOUSE.")
     package_roots: list[str] = Field(
         default_factory=list,
-        description="Folders or gs:// prefixes a package may be registered from by URI; default: the workspace.",
+        description=(
+            "Folders or gs:// prefixes a package may be registered from by URI; default: <workspace>/packages "
+            "(where `edgeloop convert` writes). The signing key may not lie inside one."
+        ),
     )
     public_url: str = Field(default="", description="Base URL devices use (for artifact_url); default: relative URLs.")
 
     signing_key: str = Field(
         default="",
-        description="Ed25519 private key: a PEM file path or base64 of the 32-byte seed. Empty: generate one into the workspace.",
+        description=(
+            "Ed25519 private key: a PEM file path or base64 of the 32-byte seed (e.g. from a secret manager). "
+            "Empty: <workspace>/registry/signing_key.pem, generated on first start. Never inside a package root "
+            "or the artifacts store (refused at start-up)."
+        ),
     )
     signing_key_id: str = Field(
         default="", description="Key id put in manifests; default: first 16 hex of sha256(public key)."
@@ -118,6 +125,16 @@ class RegistrySettings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{(self.root / 'registry.db').resolve()}"
+
+    @property
+    def roots(self) -> list[str]:
+        """Where packages may be registered from by URI."""
+        return self.package_roots or [str((_workspace() / "packages").resolve())]
+
+    @property
+    def default_key_path(self) -> Path:
+        """Where the signing key is kept (and generated on first start) when `signing_key` is empty."""
+        return self.root / "signing_key.pem"
 
     @property
     def artifacts(self) -> str:

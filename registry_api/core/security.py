@@ -10,10 +10,15 @@ import hmac
 import logging
 import os
 import secrets
+import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from edgeloop import storage
 from edgeloop.errors import ConfigError
+
+if TYPE_CHECKING:
+    from registry_api.core.config import RegistrySettings
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +139,40 @@ def generate_key_file(path: Path) -> Any:
     return key
 
 
+def key_file(spec: str, default_path: Path) -> Path | None:
+    """The file the signing key is read from, or None when `spec` carries the key itself (base64 seed)."""
+    if not spec:
+        return default_path
+    path = Path(spec)
+    return path if len(spec) < 4096 and path.is_file() else None
+
+
+def check_custody(key_path: Path, settings: RegistrySettings) -> None:
+    """Refuse a key file the registry itself could hand out: inside a package root or the artifacts store.
+
+    A publisher registers packages from the roots and devices download from the artifacts
+    store; a key inside either is one symlink, copy or misconfiguration away from leaking.
+    """
+    key = key_path.resolve()
+    places = [("package root", root) for root in settings.roots] + [("artifacts store", settings.artifacts)]
+    for what, uri in places:
+        if not storage.is_local(uri):
+            continue
+        folder = storage.local_path(uri).resolve()
+        if key == folder or folder in key.parents:
+            raise ConfigError(
+                f"the manifest signing key {key} is inside the {what} {uri!r}, where a publisher or a device could "
+                "reach it; keep the key outside every package root and the artifacts store "
+                "(EDGELOOP_REGISTRY_SIGNING_KEY=/path/outside, or base64 of the seed from a secret)"
+            )
+    try:
+        mode = key.stat().st_mode
+    except FileNotFoundError:
+        return  # generated on first start, with mode 0600
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("the signing key %s is readable by other users (mode %o); chmod 600 it", key, mode & 0o777)
+
+
 @dataclasses.dataclass(frozen=True)
 class PublicKeyInfo:
     key_id: str
@@ -170,6 +209,16 @@ class KeyRing:
                 base64.b64encode(_raw_public(key.public_key())).decode(),
             )
         return cls(key, key_id or default_key_id(key.public_key()), extra_public)
+
+    @classmethod
+    def for_registry(cls, settings: RegistrySettings) -> KeyRing:
+        """The key ring a registry signs with, after checking where its key is kept."""
+        path = key_file(settings.signing_key, settings.default_key_path)
+        if path is not None:
+            check_custody(path, settings)
+        return cls.from_settings(
+            settings.signing_key, settings.signing_key_id, settings.extra_public_keys, settings.default_key_path
+        )
 
     def sign(self, payload: bytes) -> bytes:
         signature: bytes = self.private_key.sign(payload)

@@ -45,7 +45,7 @@ def test_files_are_stored_by_content(harness: Harness, tmp_path: Path) -> None:
     ("mutate", "message"),
     [
         (lambda card, pkg: card["variants"][0].update(sha256="0" * 64), "sha256"),
-        (lambda card, pkg: card["variants"][1].update(size=card["variants"][1]["size"] + 1), "bytes"),
+        (lambda card, pkg: card["variants"][1].update(size=card["variants"][1]["size"] + 1), "size"),
         (lambda card, pkg: card["gate"].update(verdict="fail"), "gate verdict"),
         (lambda card, pkg: card.update(gate=None), "no gate report"),
         (lambda card, pkg: [v.update(publishable=False) for v in card["variants"]], "parity"),

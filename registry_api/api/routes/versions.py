@@ -84,7 +84,7 @@ def _allowed_uri(registry: Registry, uri: str) -> str:
         local = storage.is_local(uri)
     except EdgeloopError as exc:
         raise PackageRejected(str(exc)) from None
-    roots = registry.settings.package_roots or [str(registry.settings.root.parent.resolve())]
+    roots = registry.settings.roots
     if local:
         resolved = str(storage.local_path(uri).resolve())
         ok = any(
