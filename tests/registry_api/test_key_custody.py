@@ -163,3 +163,20 @@ def test_a_key_outside_every_root_or_given_as_a_secret_is_used(
         keys = client.get("/v1/keys", headers={"Authorization": f"Bearer {tokens['device']}"}).json()["keys"]
     assert len(keys) == 1
     assert not (registry_env / "registry" / "signing_key.pem").exists(), "a configured key generates nothing"
+
+
+def test_a_gcs_root_is_a_folder_not_a_string_prefix(registry_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry_api.core.config import get_registry_settings
+
+    monkeypatch.setenv("EDGELOOP_REGISTRY_PACKAGE_ROOTS", json.dumps(["gs://shop-ml/packages"]))
+    get_registry_settings.cache_clear()
+    tokens = create_keys()
+    with TestClient(create_app()) as client:
+        for uri in ("gs://shop-ml/packages-evil/run-1", "gs://shop-ml/packages/../registry/run-1"):
+            response = client.post(
+                "/v1/models/shelf-products/versions",
+                json={"package_uri": uri},
+                headers={"Authorization": f"Bearer {tokens['publisher']}"},
+            )
+            assert response.status_code == 422
+            assert "outside the package roots" in response.json()["detail"], uri

@@ -96,7 +96,9 @@ def _allowed_uri(registry: Registry, uri: str) -> str:
         uri = resolved
     else:
         ok = ".." not in PurePosixPath(uri.split("://", 1)[1]).parts and any(
-            uri.startswith(r) for r in roots if not storage.is_local(r)
+            uri.rstrip("/") == r.rstrip("/") or uri.startswith(r.rstrip("/") + "/")
+            for r in roots
+            if not storage.is_local(r)
         )
     if not ok:
         raise PackageRejected(f"{uri!r} is outside the package roots {roots}; set EDGELOOP_REGISTRY_PACKAGE_ROOTS")
