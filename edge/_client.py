@@ -39,16 +39,22 @@ class ManifestResponse:
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date); None if unreadable.
+
+    Not capped here: the caller's backoff caps it (`backoff_delay`).
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # isascii: str.isdigit() is true for "²" or Arabic-Indic digits, which float() may refuse.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC
+        when = when.replace(tzinfo=dt.UTC)
     now = now or dt.datetime.now(dt.UTC)
     return max(0.0, (when - now).total_seconds())
 

@@ -67,10 +67,14 @@ class UpdateResult:
 def backoff_delay(
     failures: int, initial: float, maximum: float, retry_after: float | None, rng: random.Random
 ) -> float:
-    """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
+    """Exponential backoff with full jitter, never shorter than the server's Retry-After, never above `maximum`.
+
+    Retry-After is capped at `maximum` too: a hostile or broken server (or cache) sending
+    `Retry-After: 99999999` must not silence a device for years.
+    """
     ceiling = min(maximum, initial * 2 ** max(failures - 1, 0))
     delay = rng.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    return max(delay, min(retry_after or 0.0, maximum))
 
 
 class Updater:
@@ -375,7 +379,7 @@ class Updater:
                 )
             else:
                 failures = 0
-                delay = max(self._interval(), result.retry_after or 0.0)
+                delay = max(self._interval(), min(result.retry_after or 0.0, self.options.backoff_max_s))
 
     def _interval(self) -> float:
         jitter = self.options.jitter
