@@ -1,7 +1,8 @@
 """The on-device model store: immutable versioned files and one small pointer file.
 
     <root>/models/<model>-v<version>-<sha16><suffix>   written once: temp + fsync + rename + dir fsync
-    <root>/state.json                                    {"current", "previous", "blocked", "manifest_etag"}
+    <root>/state.json                                    {"current", "previous", "blocked", "manifest_etag",
+                                                          "sequences"}
     <root>/downloads/                                    partial downloads (resumable)
 
 `state.json` is only ever replaced by an atomic rename, and a model file is
@@ -20,7 +21,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +48,8 @@ class InstalledModel:
     source: Literal["bundled", "registry"] = "registry"
     rollback: bool = False  # installed from a signed rollback manifest
     installed_at: str = ""
+    alias: str | None = None  # the alias whose manifest installed it (None: bundled, or an older store)
+    sequence: int | None = None  # that manifest's alias sequence: a rollback below this model must be newer
 
     def as_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -73,6 +76,8 @@ class StoreState:
     previous: InstalledModel | None = None
     blocked: tuple[BlockedVersion, ...] = ()
     manifest_etag: str | None = None
+    # "<model>/<alias>" -> the highest alias sequence verified here; it never goes down.
+    sequences: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +85,7 @@ class StoreState:
             "previous": self.previous.as_json() if self.previous else None,
             "blocked": [dataclasses.asdict(b) for b in self.blocked],
             "manifest_etag": self.manifest_etag,
+            "sequences": dict(self.sequences),
         }
 
     @classmethod
@@ -89,7 +95,22 @@ class StoreState:
             previous=InstalledModel.from_json(data["previous"]) if data.get("previous") else None,
             blocked=tuple(BlockedVersion(**b) for b in data.get("blocked", [])),
             manifest_etag=data.get("manifest_etag"),
+            sequences={str(k): int(v) for k, v in data.get("sequences", {}).items()},
         )
+
+    def seen_sequence(self, model: str, alias: str) -> int | None:
+        return self.sequences.get(sequence_key(model, alias))
+
+    def with_sequence(self, model: str, alias: str, sequence: int) -> StoreState:
+        """This state remembering `sequence` for (model, alias), unless a higher one is already known."""
+        key = sequence_key(model, alias)
+        if self.sequences.get(key, -1) >= sequence:
+            return self
+        return dataclasses.replace(self, sequences={**self.sequences, key: sequence})
+
+
+def sequence_key(model: str, alias: str) -> str:
+    return f"{model}/{alias}"  # neither a model nor an alias name may contain "/"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -209,6 +230,8 @@ class ModelStore:
             stamped = dataclasses.replace(entry, installed_at=dt.datetime.now(dt.UTC).isoformat())
             previous = old.current if old.current and old.current.file != entry.file else old.previous
             state = dataclasses.replace(old, current=stamped, previous=previous)
+            if entry.alias is not None and entry.sequence is not None:
+                state = state.with_sequence(entry.model, entry.alias, entry.sequence)  # same commit as the swap
             self._commit(state)
             self._gc(state)
             return state
@@ -231,6 +254,14 @@ class ModelStore:
             old = self.state()
             if not any(b.version == version and b.sha256 == sha256 for b in old.blocked):
                 self._commit(dataclasses.replace(old, blocked=(*old.blocked, BlockedVersion(version, sha256, reason))))
+
+    def remember_sequence(self, model: str, alias: str, sequence: int) -> None:
+        """Keep the highest verified alias sequence; a lower one later is a replay (see edge._verify)."""
+        with self._lock:
+            old = self.state()
+            state = old.with_sequence(model, alias, sequence)
+            if state is not old:
+                self._commit(state)
 
     def set_etag(self, etag: str | None) -> None:
         with self._lock:

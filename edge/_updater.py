@@ -275,13 +275,19 @@ class Updater:
             return UpdateResult(UpdateStatus.NOT_MODIFIED, current.version if current else None)
         expect = Expectations(
             model=self.options.model,
+            alias=self.options.alias,
             installed_version=current.version if current else None,
+            installed_sequence=current.sequence if current else None,
+            seen_sequence=state.seen_sequence(self.options.model, self.options.alias),
             installed_labels=current.labels if current else (),
             runtimes=tuple(self.runtimes),
             allow_label_changes=self.options.allow_label_changes,
             max_clock_skew_s=self.options.max_clock_skew_s,
         )
         manifest = check_manifest(response.raw, self.options.public_keys, expect)
+        # Remembered whatever happens next (up to date, blocked, deferred, failed download): a device that
+        # skipped a rollback must still refuse that rollback's manifest once the alias has moved on.
+        self.store.remember_sequence(manifest.model, manifest.alias, manifest.sequence)
         if current is not None and manifest.sha256 == current.sha256:
             self.store.set_etag(response.etag)
             return UpdateResult(UpdateStatus.UP_TO_DATE, manifest.version)
@@ -321,6 +327,8 @@ class Updater:
             file=self.store.file_name(manifest.model, manifest.version, manifest.sha256, suffix),
             labels=tuple(manifest.labels),
             rollback=manifest.rollback,
+            alias=manifest.alias,
+            sequence=manifest.sequence,
         )
         previous = self._live.current.entry if self._live else None
         self.store.install(path, entry, move=True)
