@@ -5,9 +5,11 @@
         updater.model.classify(image)            # hot-swapped under the caller when an update lands
 
 One check: poll with If-None-Match -> verify the manifest -> (download conditions)
--> download -> verify the file -> install atomically -> load + health check ->
-publish, or revert and never retry that version. Nothing on that path can take
-away the model that is serving.
+-> download -> verify the file -> stage as a trial -> mark "loading" durably ->
+load + health check -> commit as current and publish, or drop it and never retry
+that version. Nothing on that path can take away the model that is serving, and a
+model that kills the process while loading is blocked by the next start, which
+serves the last good model (see `ModelStore.recover`).
 """
 
 from __future__ import annotations
@@ -118,6 +120,18 @@ class Updater:
             raise
 
     def _start(self) -> LiveModel:
+        died = self.store.recover()
+        if died is not None:
+            reason = "the process died while loading or checking it (native crash or kill)"
+            log.error("%s v%d: %s; blocked, serving the last good model", died.model, died.version, reason)
+            self._event(
+                "rollback",
+                None,
+                model=died.model,
+                version=died.version,
+                variant=died.variant,
+                detail={"reason": reason, "stage": "load"},
+            )
         loaded = self._load_local()
         if loaded is not None:
             self._live = LiveModel(loaded, self._on_prediction)
@@ -159,14 +173,15 @@ class Updater:
             if entry is None:
                 continue
             try:
-                loaded = self._load_checked(entry)
+                loaded = self._load_guarded(entry)
             except (ModelLoadError, HealthCheckFailed, OSError) as exc:
                 log.error(
                     "installed %s v%d does not work here (%s); trying the next one", entry.model, entry.version, exc
                 )
                 continue
-            if entry is not state.current:
-                self.store.install(self.store.path_of(entry), entry)
+            now = self.store.state().current
+            if now is None or now.file != entry.file:
+                self.store.install(self.store.path_of(entry), loaded.entry)
             return loaded
         bundled = self.options.bundled_model
         if bundled is None:
@@ -174,6 +189,9 @@ class Updater:
         meta = md.read(bundled)
         sha = sha256_file(bundled)
         version = self.options.bundled_version
+        if self.store.is_blocked(version, sha):
+            log.error("the bundled model %s v%d is blocked here (it failed before); not loading it", meta.name, version)
+            return None
         entry = InstalledModel(
             model=meta.name,
             version=version,
@@ -186,7 +204,23 @@ class Updater:
         )
         self.store.install(bundled, entry)
         log.info("installed the bundled model %s v%d", entry.model, entry.version)
-        return self._load_checked(entry)
+        return self._load_guarded(entry)
+
+    def _load_guarded(self, entry: InstalledModel) -> LoadedModel:
+        """Load and check `entry`; one that never passed a check here is loaded under the store's marker."""
+        if entry.checked:
+            return self._load_checked(entry)
+        self.store.begin_load(entry)
+        try:
+            loaded = self._load_checked(entry)
+        except (ModelLoadError, HealthCheckFailed) as exc:
+            self.store.fail_load(entry, str(exc))
+            raise
+        except BaseException:
+            self.store.fail_load(entry, "interrupted", block=False)  # not the model's fault (disk, interrupt)
+            raise
+        self.store.commit_load(entry)
+        return loaded
 
     def _load_checked(self, entry: InstalledModel) -> LoadedModel:
         clf = Classifier(self.store.path_of(entry), threads=self.options.threads)
@@ -331,7 +365,8 @@ class Updater:
             sequence=manifest.sequence,
         )
         previous = self._live.current.entry if self._live else None
-        self.store.install(path, entry, move=True)
+        self.store.stage(path, entry, move=True)  # a trial: "current" still names the serving model
+        self.store.begin_load(entry)  # durable before the runtime touches the file: a crash here blocks it
         try:
             loaded = self._load_checked(entry)
             if loaded.classifier.labels != list(manifest.labels):
@@ -340,10 +375,10 @@ class Updater:
                 )
         except (ModelLoadError, HealthCheckFailed) as exc:
             reason = str(exc)
-            self.store.revert(reason)
+            self.store.fail_load(entry, reason)
             self.store.set_etag(etag)
             log.error(
-                "v%d failed after install, reverted to v%s: %s", entry.version, previous and previous.version, reason
+                "v%d failed its check, v%s keeps serving: %s", entry.version, previous and previous.version, reason
             )
             self._event(
                 "rollback",
@@ -351,6 +386,10 @@ class Updater:
                 detail={"reason": reason[:500], "restored_version": previous.version if previous else None},
             )
             return UpdateResult(UpdateStatus.ROLLED_BACK, manifest.version, reason)
+        except BaseException:
+            self.store.fail_load(entry, "interrupted", block=False)  # e.g. disk full: not the model's fault
+            raise
+        self.store.commit_load(entry)  # only now does "current" name it
         if self._live is None:
             self._live = LiveModel(loaded, self._on_prediction)
         else:
