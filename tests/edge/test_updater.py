@@ -409,3 +409,26 @@ def test_file_whose_labels_differ_from_the_signed_manifest_is_reverted(
         result = updater.check_now()
         assert result.status == UpdateStatus.ROLLED_BACK and "labels inside the file" in result.detail
         assert updater.model.version == 1 and updater.store.is_blocked(liar, updater.store.state().blocked[0].sha256)
+
+
+def test_endless_manifest_answer_is_cut_off(
+    fault_server: FaultServer, tmp_path: Path, onnx_v1: Path, public_keys: Any
+) -> None:
+    route = Route(b'{"model": "', content_type="application/json", endless=True)
+    fault_server.routes["/v1/models/shelf-products/manifest"] = route
+    opts = UpdaterOptions(
+        registry_url=fault_server.url,
+        model="shelf-products",
+        store_dir=tmp_path / "d",
+        public_keys=public_keys,
+        runtime="onnxruntime",
+        bundled_model=onnx_v1,
+        bundled_version=1,
+        mode=UpdateMode.LOCAL,
+    )
+    with Updater(opts) as updater:
+        result = updater.check_now()
+        assert result.status == UpdateStatus.REJECTED and "exceeds" in result.detail, result
+        assert updater.model.version == 1
+    sent = fault_server.bytes_sent["/v1/models/shelf-products/manifest"]
+    print(f"\nendless manifest answer: refused after 1 MiB (server had pushed {sent} B)")
