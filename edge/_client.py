@@ -18,12 +18,14 @@ from urllib.parse import quote
 
 import httpx
 
-from edge._exceptions import RegistryError
+from edge._exceptions import ManifestError, RegistryError
 from edge.events import TelemetryBatch, TelemetryReceipt
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "edgeloop-edge/0.1"
+# A manifest is a few kB; anything far bigger is an endless-data attack (TUF reads metadata up to a bound too).
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,16 +41,22 @@ class ManifestResponse:
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date); None if unreadable.
+
+    Not capped here: the caller's backoff caps it (`backoff_delay`).
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # isascii: str.isdigit() is true for "²" or Arabic-Indic digits, which float() may refuse.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC
+        when = when.replace(tzinfo=dt.UTC)
     now = now or dt.datetime.now(dt.UTC)
     return max(0.0, (when - now).total_seconds())
 
@@ -108,12 +116,23 @@ class RegistryClient:
         """Poll the manifest; `etag` goes out as If-None-Match so an unchanged answer costs one 304."""
         headers = {"if-none-match": etag} if etag else {}
         query = {k: v for k, v in params.items() if v is not None}
-        response = self._request(
-            "GET", f"/v1/models/{quote(model, safe='')}/manifest", f"manifest of {model}", params=query, headers=headers
-        )
-        if response.status_code == 304:
-            return ManifestResponse(None, etag)
-        return ManifestResponse(response.content, response.headers.get("etag"))
+        what = f"manifest of {model}"
+        url = f"/v1/models/{quote(model, safe='')}/manifest"
+        try:
+            with self.http.stream("GET", url, params=query, headers=headers) as response:
+                raise_for_status(response, what)
+                if response.status_code == 304:
+                    return ManifestResponse(None, etag)
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_MANIFEST_BYTES:
+                        raise ManifestError(
+                            f"{what}: the answer exceeds {MAX_MANIFEST_BYTES} bytes; refusing it (not a manifest)"
+                        )
+                return ManifestResponse(bytes(body), response.headers.get("etag"))
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"{what}: cannot reach the registry at {self.base_url}: {exc!r}") from exc
 
     def artifact_url(self, url: str) -> str:
         """Absolute URL of an artifact named by a manifest (which may give it relative to the registry)."""

@@ -4,8 +4,9 @@ EdgeError
 ├── VerificationError ........ an update that must not be installed
 │   ├── ManifestError ........ bad signature, unknown key, malformed (edge.manifest)
 │   ├── ManifestExpired ...... past `expires_at`: a frozen / replayed manifest
-│   ├── RollbackRefused ...... lower version than installed and not a signed rollback
-│   ├── WrongModel ........... other model name, or labels that do not extend the installed ones
+│   ├── RollbackRefused ...... lower version than installed and not a newer signed rollback
+│   │   └── StaleManifest .... alias sequence below one seen here: an old manifest replayed
+│   ├── WrongModel ........... other model name or alias, or labels that do not extend the installed ones
 │   └── IntegrityError ....... downloaded file's sha256 or size differs from the manifest
 ├── DownloadError ............ the file could not be fetched (the old model keeps serving)
 │   ├── DeadlineExceeded ..... overall download deadline hit (slow drip, stalled server)
@@ -37,11 +38,15 @@ class ManifestExpired(VerificationError):
 
 
 class RollbackRefused(VerificationError):
-    """The manifest offers a lower version than installed without the registry's signed rollback flag."""
+    """A lower version than installed, without a signed rollback issued after the installed model's manifest."""
+
+
+class StaleManifest(RollbackRefused):
+    """The manifest's alias sequence is below one this device has seen: a replayed old answer."""
 
 
 class WrongModel(VerificationError):
-    """The manifest names another model, or its labels would renumber the installed ones."""
+    """The manifest names another model or alias, or its labels would renumber the installed ones."""
 
 
 class IntegrityError(VerificationError):

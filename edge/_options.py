@@ -110,7 +110,7 @@ class UpdaterOptions:
     poll_interval_s: float = 3600.0
     jitter: float = 0.2  # each wait is interval x (1 ± jitter) so a fleet does not poll in lockstep
     backoff_initial_s: float = 30.0
-    backoff_max_s: float = 6 * 3600.0
+    backoff_max_s: float = 6 * 3600.0  # also caps a server's Retry-After, for the poller and telemetry
     download_conditions: Callable[[], bool] = always  # e.g. unmetered network and charging and idle
     allow_label_changes: bool = False  # accept a label list that does not extend the installed one
     max_clock_skew_s: float = 300.0

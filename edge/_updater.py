@@ -5,9 +5,11 @@
         updater.model.classify(image)            # hot-swapped under the caller when an update lands
 
 One check: poll with If-None-Match -> verify the manifest -> (download conditions)
--> download -> verify the file -> install atomically -> load + health check ->
-publish, or revert and never retry that version. Nothing on that path can take
-away the model that is serving.
+-> download -> verify the file -> stage as a trial -> mark "loading" durably ->
+load + health check -> commit as current and publish, or drop it and never retry
+that version. Nothing on that path can take away the model that is serving, and a
+model that kills the process while loading is blocked by the next start, which
+serves the last good model (see `ModelStore.recover`).
 """
 
 from __future__ import annotations
@@ -67,10 +69,14 @@ class UpdateResult:
 def backoff_delay(
     failures: int, initial: float, maximum: float, retry_after: float | None, rng: random.Random
 ) -> float:
-    """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
+    """Exponential backoff with full jitter, never shorter than the server's Retry-After, never above `maximum`.
+
+    Retry-After is capped at `maximum` too: a hostile or broken server (or cache) sending
+    `Retry-After: 99999999` must not silence a device for years.
+    """
     ceiling = min(maximum, initial * 2 ** max(failures - 1, 0))
     delay = rng.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    return max(delay, min(retry_after or 0.0, maximum))
 
 
 class Updater:
@@ -114,6 +120,18 @@ class Updater:
             raise
 
     def _start(self) -> LiveModel:
+        died = self.store.recover()
+        if died is not None:
+            reason = "the process died while loading or checking it (native crash or kill)"
+            log.error("%s v%d: %s; blocked, serving the last good model", died.model, died.version, reason)
+            self._event(
+                "rollback",
+                None,
+                model=died.model,
+                version=died.version,
+                variant=died.variant,
+                detail={"reason": reason, "stage": "load"},
+            )
         loaded = self._load_local()
         if loaded is not None:
             self._live = LiveModel(loaded, self._on_prediction)
@@ -155,14 +173,15 @@ class Updater:
             if entry is None:
                 continue
             try:
-                loaded = self._load_checked(entry)
+                loaded = self._load_guarded(entry)
             except (ModelLoadError, HealthCheckFailed, OSError) as exc:
                 log.error(
                     "installed %s v%d does not work here (%s); trying the next one", entry.model, entry.version, exc
                 )
                 continue
-            if entry is not state.current:
-                self.store.install(self.store.path_of(entry), entry)
+            now = self.store.state().current
+            if now is None or now.file != entry.file:
+                self.store.install(self.store.path_of(entry), loaded.entry)
             return loaded
         bundled = self.options.bundled_model
         if bundled is None:
@@ -170,6 +189,9 @@ class Updater:
         meta = md.read(bundled)
         sha = sha256_file(bundled)
         version = self.options.bundled_version
+        if self.store.is_blocked(version, sha):
+            log.error("the bundled model %s v%d is blocked here (it failed before); not loading it", meta.name, version)
+            return None
         entry = InstalledModel(
             model=meta.name,
             version=version,
@@ -182,7 +204,23 @@ class Updater:
         )
         self.store.install(bundled, entry)
         log.info("installed the bundled model %s v%d", entry.model, entry.version)
-        return self._load_checked(entry)
+        return self._load_guarded(entry)
+
+    def _load_guarded(self, entry: InstalledModel) -> LoadedModel:
+        """Load and check `entry`; one that never passed a check here is loaded under the store's marker."""
+        if entry.checked:
+            return self._load_checked(entry)
+        self.store.begin_load(entry)
+        try:
+            loaded = self._load_checked(entry)
+        except (ModelLoadError, HealthCheckFailed) as exc:
+            self.store.fail_load(entry, str(exc))
+            raise
+        except BaseException:
+            self.store.fail_load(entry, "interrupted", block=False)  # not the model's fault (disk, interrupt)
+            raise
+        self.store.commit_load(entry)
+        return loaded
 
     def _load_checked(self, entry: InstalledModel) -> LoadedModel:
         clf = Classifier(self.store.path_of(entry), threads=self.options.threads)
@@ -271,13 +309,19 @@ class Updater:
             return UpdateResult(UpdateStatus.NOT_MODIFIED, current.version if current else None)
         expect = Expectations(
             model=self.options.model,
+            alias=self.options.alias,
             installed_version=current.version if current else None,
+            installed_sequence=current.sequence if current else None,
+            seen_sequence=state.seen_sequence(self.options.model, self.options.alias),
             installed_labels=current.labels if current else (),
             runtimes=tuple(self.runtimes),
             allow_label_changes=self.options.allow_label_changes,
             max_clock_skew_s=self.options.max_clock_skew_s,
         )
         manifest = check_manifest(response.raw, self.options.public_keys, expect)
+        # Remembered whatever happens next (up to date, blocked, deferred, failed download): a device that
+        # skipped a rollback must still refuse that rollback's manifest once the alias has moved on.
+        self.store.remember_sequence(manifest.model, manifest.alias, manifest.sequence)
         if current is not None and manifest.sha256 == current.sha256:
             self.store.set_etag(response.etag)
             return UpdateResult(UpdateStatus.UP_TO_DATE, manifest.version)
@@ -317,9 +361,12 @@ class Updater:
             file=self.store.file_name(manifest.model, manifest.version, manifest.sha256, suffix),
             labels=tuple(manifest.labels),
             rollback=manifest.rollback,
+            alias=manifest.alias,
+            sequence=manifest.sequence,
         )
         previous = self._live.current.entry if self._live else None
-        self.store.install(path, entry, move=True)
+        self.store.stage(path, entry, move=True)  # a trial: "current" still names the serving model
+        self.store.begin_load(entry)  # durable before the runtime touches the file: a crash here blocks it
         try:
             loaded = self._load_checked(entry)
             if loaded.classifier.labels != list(manifest.labels):
@@ -328,10 +375,10 @@ class Updater:
                 )
         except (ModelLoadError, HealthCheckFailed) as exc:
             reason = str(exc)
-            self.store.revert(reason)
+            self.store.fail_load(entry, reason)
             self.store.set_etag(etag)
             log.error(
-                "v%d failed after install, reverted to v%s: %s", entry.version, previous and previous.version, reason
+                "v%d failed its check, v%s keeps serving: %s", entry.version, previous and previous.version, reason
             )
             self._event(
                 "rollback",
@@ -339,6 +386,10 @@ class Updater:
                 detail={"reason": reason[:500], "restored_version": previous.version if previous else None},
             )
             return UpdateResult(UpdateStatus.ROLLED_BACK, manifest.version, reason)
+        except BaseException:
+            self.store.fail_load(entry, "interrupted", block=False)  # e.g. disk full: not the model's fault
+            raise
+        self.store.commit_load(entry)  # only now does "current" name it
         if self._live is None:
             self._live = LiveModel(loaded, self._on_prediction)
         else:
@@ -375,7 +426,7 @@ class Updater:
                 )
             else:
                 failures = 0
-                delay = max(self._interval(), result.retry_after or 0.0)
+                delay = max(self._interval(), min(result.retry_after or 0.0, self.options.backoff_max_s))
 
     def _interval(self) -> float:
         jitter = self.options.jitter

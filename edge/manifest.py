@@ -58,6 +58,15 @@ class Manifest(BaseModel):
     expires_at: dt.datetime
     rollback: bool = Field(default=False, description="True when the registry deliberately serves an older version.")
     rollout_percent: int = Field(default=100, ge=0, le=100)
+    sequence: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "The alias's counter: grows on every write to the alias (move, rollout change, rollback) and to "
+            "production, which a non-production alias falls back on. A device refuses a manifest whose "
+            "sequence is below one it has seen, so an old signed rollback cannot be replayed."
+        ),
+    )
     served: Literal["target", "previous", "production"] = Field(
         default="target",
         description=(

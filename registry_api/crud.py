@@ -136,6 +136,16 @@ def list_aliases(session: Session, model: str | None = None) -> Sequence[db.Alia
     return session.scalars(query).all()
 
 
+def next_alias_sequence(session: Session, model: str) -> int:
+    """One more than the highest sequence of any alias of `model`.
+
+    Per model, not per alias, so that a manifest built from two aliases (a non-production alias
+    falls back on production) can carry the larger of their sequences and still grow on a write to either.
+    """
+    current = session.scalar(select(func.max(db.Alias.sequence)).where(db.Alias.model == model))
+    return int(current or 0) + 1
+
+
 def set_alias(session: Session, model: str, name: str, update: AliasUpdate, actor: str) -> db.Alias:
     get_version(session, model, update.version)  # 404 for a version that does not exist
     row = session.scalar(select(db.Alias).where(db.Alias.model == model, db.Alias.name == name))
@@ -155,6 +165,7 @@ def set_alias(session: Session, model: str, name: str, update: AliasUpdate, acto
     row.rollout_percent = update.rollout_percent
     row.targeting = update.targeting.model_dump(mode="json")
     row.latency_budget_ms = update.latency_budget_ms
+    row.sequence = next_alias_sequence(session, model)  # every write, even one that changes nothing
     row.updated_at = now
     row.updated_by = actor
     session.add(
@@ -196,6 +207,7 @@ def rollback_alias(session: Session, model: str, name: str, actor: str, reason: 
     row.version, row.previous_version = row.previous_version, row.version
     row.rollout_percent = 100
     row.rollback = True
+    row.sequence = next_alias_sequence(session, model)
     row.updated_at = now
     row.updated_by = actor
     session.add(entry)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     make_url,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -98,6 +99,9 @@ class Alias(Base):
     targeting: Mapped[dict[str, Any]] = mapped_column(default=dict)
     latency_budget_ms: Mapped[float | None] = mapped_column(Float)
     rollback: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Grows on every write to the alias; signed into manifests so devices refuse replayed old ones.
+    # Taken from the model's highest alias sequence + 1 (see crud.next_alias_sequence).
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(128))
 
@@ -170,9 +174,21 @@ def make_engine(url: str) -> Engine:
 _READ_ONLY = "edgeloop_read_only"
 
 
+# Columns added after a release, as (table, column, DDL): `create_all` creates missing tables but never
+# alters existing ones, so a database made by an older registry gets these at start-up.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("aliases", "sequence", "ALTER TABLE aliases ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0"),
+)
+
+
 def init_db(engine: Engine) -> None:
-    """Create missing tables (the schema is small and additive; no migration tool yet)."""
+    """Create missing tables and add `ADDED_COLUMNS` missing from older databases (no migration tool yet)."""
     Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        inspector = inspect(conn)
+        for table, column, ddl in ADDED_COLUMNS:
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                conn.exec_driver_sql(ddl)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

@@ -59,6 +59,7 @@ class AliasInfo:
     targeting: Targeting
     latency_budget_ms: float | None
     rollback: bool
+    sequence: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Resolution:
     served: str
     rollback: bool
     rollout_percent: int
+    sequence: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +106,7 @@ def load_snapshot(session: Session, model: str, metric: str, now: float) -> Mode
             Targeting.model_validate(a.targeting or {}),
             a.latency_budget_ms,
             a.rollback,
+            a.sequence,
         )
         for a in crud.list_aliases(session, model)
     }
@@ -222,7 +225,13 @@ class ManifestService:
             raise NotFoundError(
                 f"version {number} of {model!r} has no publishable variant for runtime {device.runtime!r}"
             )
-        return Resolution(number, variant, served, info.rollback and served == "target", info.rollout_percent)
+        # The answer depends on this alias and, for another alias, on production (its fallback): the larger
+        # sequence of the two grows on a write to either (sequences are drawn per model).
+        sequence = info.sequence
+        if alias != PRODUCTION and PRODUCTION in snap.aliases:
+            sequence = max(sequence, snap.aliases[PRODUCTION].sequence)
+        rollback = info.rollback and served == "target"
+        return Resolution(number, variant, served, rollback, info.rollout_percent, sequence)
 
     def signed(self, model: str, alias: str, res: Resolution, snap: ModelSnapshot | None = None) -> SignedManifest:
         """The signed manifest for a resolution, signing only on the first ask in each issue interval."""
@@ -231,7 +240,7 @@ class ManifestService:
         issue = int(now // interval) * interval
         # Plain fields, not the Resolution itself: hashing nested dataclasses was a visible share of a 304.
         key: tuple[Any, ...] = (model, alias, res.version, res.variant.variant, res.variant.sha256, res.served)
-        key += (res.rollback, res.rollout_percent, issue, self.keyring.key_id)
+        key += (res.rollback, res.rollout_percent, res.sequence, issue, self.keyring.key_id)
         cached = self._signed.get(key)
         if cached is not None:
             return cached
@@ -254,6 +263,7 @@ class ManifestService:
             expires_at=expires_at,
             rollback=res.rollback,
             rollout_percent=res.rollout_percent,
+            sequence=res.sequence,
             served=res.served,  # type: ignore[arg-type]
             key_id=self.keyring.key_id,
         )

@@ -131,6 +131,8 @@ def signed_manifest(
     labels: list[str] | None = None,
     key_id: str = "test-key",
     rollback: bool = False,
+    alias: str = "production",
+    sequence: int = 0,
     expires_in: dt.timedelta = dt.timedelta(days=7),
     issued_ago: dt.timedelta = dt.timedelta(minutes=1),
     variant: str = "onnx_fp32",
@@ -141,7 +143,7 @@ def signed_manifest(
     data = mf.Manifest(
         model=model,
         version=version,
-        alias="production",
+        alias=alias,
         variant=variant,
         runtime=runtime,
         quantization="int8" if variant.endswith("int8") else "fp32",
@@ -153,6 +155,7 @@ def signed_manifest(
         issued_at=now - issued_ago,
         expires_at=now - issued_ago + expires_in,
         rollback=rollback,
+        sequence=sequence,
         key_id=key_id,
     )
     return mf.sign(data, private_key)

@@ -27,9 +27,10 @@ def free_port() -> int:
 class RegistryServer:
     MODEL = "shelf-products"
 
-    def __init__(self, workspace: Path, public_url: str = "") -> None:
+    def __init__(self, workspace: Path, public_url: str = "", **settings: Any) -> None:
         self.workspace = workspace
         self.public_url = public_url  # where manifests say artifacts are (e.g. a misbehaving CDN)
+        self.overrides = settings  # any other RegistrySettings field, e.g. max_telemetry_events
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server: Any = None
@@ -44,6 +45,7 @@ class RegistryServer:
             rate_per_s={"publisher": 1000.0, "device": 100000.0, "reader": 1000.0},
             access_log=False,
             public_url=self.public_url,
+            **self.overrides,
         )
 
     def start(self) -> RegistryServer:

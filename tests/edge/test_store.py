@@ -117,6 +117,10 @@ def test_sigkill_at_random_points_of_install_always_leaves_a_loadable_model(
                 while True:
                     for entry, path in entries:
                         child.install(path, entry)
+                    for entry, path in entries:  # the updater's way: trial, marker, commit
+                        child.stage(path, entry)
+                        child.begin_load(entry)
+                        child.commit_load(entry)
                     if child.state().previous is not None:
                         child.revert("crash test")
             finally:
@@ -132,6 +136,8 @@ def test_sigkill_at_random_points_of_install_always_leaves_a_loadable_model(
         last_steps[seen[-1].decode()] += 1
         # Every kill: the pointer names an intact file; every 4th: onnxruntime also loads and runs it.
         assert_loadable(ModelStore(root), run=i % 4 == 0)
+        ModelStore(root).recover()  # a kill between begin_load and commit_load: that model is blocked ...
+        assert_loadable(ModelStore(root), run=False)  # ... and a loadable one still serves
     elapsed = time.perf_counter() - t0
     print(f"\nSIGKILL during install/revert: {kills}/{kills} left a loadable, intact model ({elapsed:.1f} s)")
     print("  last step reached before the kill:", dict(sorted(last_steps.items())))
@@ -143,3 +149,73 @@ def test_unreadable_pointer_reads_as_empty(tmp_path: Path, onnx_v1: Path) -> Non
     store.install(onnx_v1, entry_for(store, onnx_v1, 1))
     (tmp_path / "store" / "state.json").write_text("{ torn")
     assert store.state().current is None and store.usable() is None
+
+
+def _trial_steps(tmp_path: Path, onnx_v1: Path, onnx_v2: Path) -> list[str]:
+    seen: list[str] = []
+    store = ModelStore(tmp_path / "probe", step_hook=seen.append)
+    store.install(onnx_v1, entry_for(store, onnx_v1, 1))
+    seen.clear()
+    entry = entry_for(store, onnx_v2, 2)
+    store.stage(onnx_v2, entry)
+    store.begin_load(entry)
+    store.commit_load(entry)
+    return seen
+
+
+TRIAL_STEPS = 12  # stage: 4 file steps + write/rename state + gc; begin_load: 2; commit_load: 2 + gc
+
+
+@pytest.mark.parametrize("crash_at", range(TRIAL_STEPS))
+def test_crash_at_each_trial_step_serves_the_old_model_until_the_commit(
+    tmp_path: Path, onnx_v1: Path, onnx_v2: Path, crash_at: int
+) -> None:
+    steps = _trial_steps(tmp_path, onnx_v1, onnx_v2)
+    assert len(steps) == TRIAL_STEPS, steps
+
+    class Crash(Exception):
+        pass
+
+    count = -1
+
+    def hook(name: str) -> None:
+        nonlocal count
+        count += 1
+        if count == crash_at:
+            raise Crash(name)
+
+    store = ModelStore(tmp_path / "store")
+    store.install(onnx_v1, entry_for(store, onnx_v1, 1))
+    store = ModelStore(tmp_path / "store", step_hook=hook)
+    entry = entry_for(store, onnx_v2, 2)
+    with pytest.raises(Crash):
+        store.stage(onnx_v2, entry)
+        store.begin_load(entry)
+        store.commit_load(entry)
+    reopened = ModelStore(tmp_path / "store")
+    committed = crash_at > TRIAL_STEPS - 2  # only after commit_load's rename_state
+    assert assert_loadable(reopened, run=False).version == (2 if committed else 1)
+    marker = reopened.state().loading is not None
+    # The marker exists from begin_load's rename until commit_load's: exactly the "died while loading" window.
+    # steps 9 and 10: commit_load's write_state and rename_state, after begin_load's rename (8) landed.
+    assert marker == (crash_at in (9, 10)), (crash_at, steps[crash_at])
+    died = reopened.recover()
+    assert (died is not None) == marker and reopened.is_blocked(2, entry.sha256) == marker
+    after = assert_loadable(reopened)
+    assert after.version == (2 if committed else 1) and reopened.state().loading is None
+
+
+def test_fail_load_of_a_trial_keeps_current_and_of_current_restores_previous(
+    tmp_path: Path, onnx_v1: Path, onnx_v2: Path, onnx_v3: Path
+) -> None:
+    store = ModelStore(tmp_path / "store")
+    store.install(onnx_v1, entry_for(store, onnx_v1, 1))
+    store.install(onnx_v2, entry_for(store, onnx_v2, 2))
+    trial = entry_for(store, onnx_v3, 3)
+    store.stage(onnx_v3, trial)
+    assert store.state().current.version == 2 and store.usable().version == 2  # type: ignore[union-attr]
+    state = store.fail_load(trial, "probe failed")
+    assert state.current.version == 2 and state.previous.version == 1 and state.trial is None  # type: ignore[union-attr]
+    assert store.is_blocked(3, trial.sha256) and not (store.models_dir / trial.file).exists()
+    state = store.fail_load(state.current, "died")  # type: ignore[arg-type]
+    assert state.current.version == 1 and state.previous is None  # type: ignore[union-attr]

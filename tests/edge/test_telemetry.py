@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,57 @@ def test_10000_events_with_registry_down_are_all_delivered_once(registry: Regist
         f"after it returned: {result.accepted} accepted in {result.batches} batches, {result.duplicates} duplicates, "
         f"{flush_s:.2f} s; warehouse rows {total} = distinct event_ids {distinct}"
     )
+
+
+@pytest.fixture()
+def small_registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    """The real registry with a 10-event batch cap: a 25-event batch gets 413."""
+    from registry_api.core.config import get_registry_settings
+
+    get_registry_settings.cache_clear()
+    server = RegistryServer(tmp_path / "workspace", max_telemetry_events=10).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        get_registry_settings.cache_clear()
+
+
+def test_one_refused_event_is_set_aside_and_never_costs_the_good_ones(
+    small_registry: RegistryServer, tmp_path: Path
+) -> None:
+    # 25 events per batch against a 10-event cap (413), one of them carrying an image the registry refuses (422).
+    options = TelemetryOptions(batch_size=25, max_events=100, allow_attachments=True)
+    queue = TelemetryQueue(tmp_path / "q.sqlite", options, DEVICE)
+    good = [queue.record("inference", latency_ms=float(i), top1_label="x").event_id for i in range(60)]
+    bad = edge.TelemetryEvent(device_id="dev-1", kind="inference", attachment="aGVsbG8=")
+    queue.put(bad)
+    good += [queue.record("inference", latency_ms=float(i), top1_label="y").event_id for i in range(30)]
+    with RegistryClient(small_registry.url, small_registry.tokens["device"]) as client:
+        result = queue.flush(client)
+        assert result.error is None and result.dead_lettered == 1, result
+        assert result.accepted == len(good)  # every valid event delivered, none lost to its neighbour
+        assert queue.dead_lettered() == 1 and queue.dropped() == 0
+        [(body, status, reason)] = queue.dead_letters()
+        assert str(bad.event_id) in body and status == 422 and "attachment" in reason
+        # The refusal is reported as one small error event, delivered by the next flush.
+        assert queue.pending() == 1
+        again = queue.flush(client)
+        assert again.accepted == 1 and again.dead_lettered == 0 and queue.pending() == 0
+    print(
+        f"\n91 events, batch 25 over a 10-event cap, 1 with a refused image: {result.accepted} accepted "
+        f"in {result.batches} batches, 1 set aside with its reason, 0 lost"
+    )
+
+
+def test_transient_errors_keep_events_queued(small_registry: RegistryServer, tmp_path: Path) -> None:
+    queue = TelemetryQueue(tmp_path / "q.sqlite", TelemetryOptions(batch_size=5), DEVICE)
+    for i in range(7):
+        queue.record("inference", latency_ms=float(i), top1_label="x")
+    with RegistryClient(small_registry.url, "not-a-key") as client:  # 401: not the events' fault
+        result = queue.flush(client)
+    assert result.error and result.dead_lettered == 0 and queue.pending() == 7
+    small_registry.stop()
+    with RegistryClient(small_registry.url, small_registry.tokens["device"]) as client:  # network down
+        result = queue.flush(client)
+    assert result.error and result.dead_lettered == 0 and queue.pending() == 7 and queue.dead_lettered() == 0

@@ -303,12 +303,55 @@ def test_poller_honours_retry_after_and_backs_off(
     print(f"\n429 + Retry-After: 1 -> 3 polls took {elapsed:.2f} s (backoff alone would have taken ~0.03 s)")
 
 
+def test_huge_retry_after_is_capped_for_the_poller_and_telemetry(
+    fault_server: FaultServer, tmp_path: Path, onnx_v1: Path, public_keys: Any
+) -> None:
+    # Retry-After: 99999999 (~3 years) used to stop both loops; backoff_max_s caps it.
+    polls = Route(b"", status=503, retry_after="99999999")
+    uploads = Route(b"", status=503, retry_after="99999999")
+    fault_server.routes["/v1/models/shelf-products/manifest"] = polls
+    fault_server.routes["/v1/telemetry"] = uploads
+    opts = UpdaterOptions(
+        registry_url=fault_server.url,
+        model="shelf-products",
+        store_dir=tmp_path / "d",
+        public_keys=public_keys,
+        runtime="onnxruntime",
+        bundled_model=onnx_v1,
+        bundled_version=1,
+        mode=UpdateMode.LOCAL_THEN_BACKGROUND,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        poll_interval_s=0.01,
+        telemetry=edge.TelemetryOptions(flush_interval_s=0.01),
+    )
+    with Updater(opts) as updater:
+        updater.telemetry.record("error", detail={"stage": "test"})  # something to upload
+        deadline = time.monotonic() + 60  # only a safety net: the loops come back within ~0.05 s each
+        while (polls.requests < 3 or uploads.requests < 3) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert updater.last_result and updater.last_result.retry_after == 99999999
+    assert polls.requests >= 3 and uploads.requests >= 3
+    print(f"\nRetry-After: 99999999 capped at backoff_max_s: {polls.requests} polls, {uploads.requests} uploads")
+
+
+def test_retry_after_parsing_never_raises() -> None:
+    from edge._client import parse_retry_after
+
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("\u00b2") is None  # str.isdigit() is true for a superscript two; float() is not
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 -0000") == 0.0  # a naive date: UTC, in the past
+    assert parse_retry_after("soon") is None
+    assert backoff_delay(1, 30, 600, parse_retry_after("9" * 400), random.Random(0)) == 600
+
+
 def test_backoff_and_jitter() -> None:
     rng = random.Random(0)
     assert backoff_delay(1, 1.0, 3600, 7.0, rng) >= 7
     delays = [backoff_delay(n, 30, 6 * 3600, None, rng) for n in range(1, 14)]
     assert delays[0] <= 30 and delays[5] >= 15 * 32 and max(delays) <= 6 * 3600
     assert delays[-1] >= 3 * 3600  # capped at the maximum, with jitter in its upper half
+    assert backoff_delay(1, 30, 6 * 3600, 99999999.0, rng) == 6 * 3600  # Retry-After capped too
 
 
 def test_poll_interval_is_jittered(tmp_path: Path, public_keys: Any) -> None:
@@ -366,3 +409,26 @@ def test_file_whose_labels_differ_from_the_signed_manifest_is_reverted(
         result = updater.check_now()
         assert result.status == UpdateStatus.ROLLED_BACK and "labels inside the file" in result.detail
         assert updater.model.version == 1 and updater.store.is_blocked(liar, updater.store.state().blocked[0].sha256)
+
+
+def test_endless_manifest_answer_is_cut_off(
+    fault_server: FaultServer, tmp_path: Path, onnx_v1: Path, public_keys: Any
+) -> None:
+    route = Route(b'{"model": "', content_type="application/json", endless=True)
+    fault_server.routes["/v1/models/shelf-products/manifest"] = route
+    opts = UpdaterOptions(
+        registry_url=fault_server.url,
+        model="shelf-products",
+        store_dir=tmp_path / "d",
+        public_keys=public_keys,
+        runtime="onnxruntime",
+        bundled_model=onnx_v1,
+        bundled_version=1,
+        mode=UpdateMode.LOCAL,
+    )
+    with Updater(opts) as updater:
+        result = updater.check_now()
+        assert result.status == UpdateStatus.REJECTED and "exceeds" in result.detail, result
+        assert updater.model.version == 1
+    sent = fault_server.bytes_sent["/v1/models/shelf-products/manifest"]
+    print(f"\nendless manifest answer: refused after 1 MiB (server had pushed {sent} B)")

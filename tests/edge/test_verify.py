@@ -114,3 +114,35 @@ def test_file_with_one_flipped_bit_fails_integrity(
     copy.write_bytes(onnx_v2.read_bytes() + b"\0")
     with pytest.raises(edge.IntegrityError, match="manifest says"):
         check_file(copy, manifest)
+
+
+def test_manifest_for_another_alias_is_rejected(signing_key: Any, public_keys: dict[str, Any], onnx_v2: Path) -> None:
+    canary = signed_manifest(signing_key, onnx_v2, version=2, url=URL, alias="canary")
+    with pytest.raises(edge.WrongModel, match=r"alias 'canary'.*follows 'production'"):
+        check_manifest(canary, public_keys, expect())
+    assert check_manifest(canary, public_keys, expect(alias="canary")).alias == "canary"
+
+
+def test_sequence_below_the_one_seen_is_a_replay(signing_key: Any, public_keys: dict[str, Any], onnx_v2: Path) -> None:
+    old = signed_manifest(signing_key, onnx_v2, version=2, url=URL, sequence=4)
+    with pytest.raises(edge.StaleManifest, match="older than sequence 5 already seen"):
+        check_manifest(old, public_keys, expect(seen_sequence=5))
+    assert isinstance(edge.StaleManifest("x"), edge.RollbackRefused)  # apps catching rollbacks catch replays
+    # The same sequence again is the normal case: the same alias state, re-issued or re-polled.
+    assert check_manifest(old, public_keys, expect(seen_sequence=4)).sequence == 4
+    assert check_manifest(old, public_keys, expect(seen_sequence=None)).sequence == 4  # a store from before
+
+
+def test_replayed_rollback_is_refused_a_newer_one_accepted(
+    signing_key: Any, public_keys: dict[str, Any], onnx_v1: Path
+) -> None:
+    # v3 was installed by a manifest of sequence 6; a rollback to v1 signed at sequence 5 predates it.
+    replayed = signed_manifest(signing_key, onnx_v1, version=1, url=URL, rollback=True, sequence=5)
+    with pytest.raises(edge.RollbackRefused, match="not newer than sequence 6 that installed v3"):
+        check_manifest(replayed, public_keys, expect(version=3, installed_sequence=6))
+    with pytest.raises(edge.RollbackRefused, match="not newer"):
+        check_manifest(replayed, public_keys, expect(version=3, installed_sequence=5))
+    fresh = signed_manifest(signing_key, onnx_v1, version=1, url=URL, rollback=True, sequence=7)
+    assert check_manifest(fresh, public_keys, expect(version=3, installed_sequence=6, seen_sequence=6)).rollback
+    # A model installed before sequences existed (or bundled) has none: a signed rollback is enough.
+    assert check_manifest(replayed, public_keys, expect(version=3, installed_sequence=None)).rollback

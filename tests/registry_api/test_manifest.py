@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from regkit import Harness, make_package
+from fastapi.testclient import TestClient
+from regkit import Harness, create_keys, make_package
 
 from edge.manifest import ManifestError, verify
 
@@ -191,3 +192,56 @@ def test_key_rotation_lists_old_and_new(registry_env: Path, monkeypatch: pytest.
         keys = client.get("/v1/keys").json()["keys"]
     assert {(k["key_id"], k["current"]) for k in keys} == {("2026-11", True), ("2026-05", False)}
     assert next(k for k in keys if k["key_id"] == "2026-05")["public_key"] == old
+
+
+def test_every_alias_write_grows_the_signed_sequence(two_versions: Harness) -> None:
+    """Replay protection: each move, rollout change and rollback signs a higher sequence into manifests."""
+    h = two_versions
+
+    def sequence(alias: str = "production") -> int:
+        response = h.manifest(device_id="d1", alias=alias)
+        assert response.status_code == 200, response.text
+        return int(verify(response.content, _pins(h)).sequence)
+
+    seen = [sequence()]
+    h.set_alias("production", {"version": 2})  # move
+    seen.append(sequence())
+    h.set_alias("production", {"version": 2, "rollout_percent": 50})  # rollout change only
+    seen.append(sequence())
+    h.client.post("/v1/models/shelf-products/aliases/production/rollback", headers=h.auth(h.publisher))
+    seen.append(sequence())
+    h.set_alias("production", {"version": 2})  # same target, still a write
+    seen.append(sequence())
+    assert seen == sorted(seen) and len(set(seen)) == len(seen), seen
+    # A canary manifest can be production's answer (fallback), so a production write grows it too.
+    h.set_alias("canary", {"version": 2, "rollout_percent": 0})
+    canary = sequence("canary")
+    assert canary > seen[-1]
+    h.client.post("/v1/models/shelf-products/aliases/production/rollback", headers=h.auth(h.publisher))
+    assert sequence("canary") > canary
+    print(f"\nproduction sequences over 5 writes: {seen}; canary {canary} -> {sequence('canary')}")
+
+
+def test_database_from_before_sequences_gets_the_column_at_start_up(registry_env: Path, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from registry_api import create_app, db
+    from registry_api.core.config import get_registry_settings
+
+    tokens = create_keys()
+    with TestClient(create_app()) as client:
+        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env)
+        assert h.publish(make_package(tmp_path / "v1", run="run-1")).status_code == 201
+        assert h.set_alias("production", {"version": 1}).status_code == 200
+    # Make it the database an older registry left behind: same rows, no aliases.sequence column.
+    engine = db.make_engine(get_registry_settings().database)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE aliases DROP COLUMN sequence"))
+    engine.dispose()
+    with TestClient(create_app()) as client:
+        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env)
+        old = h.manifest(device_id="d1")
+        assert old.status_code == 200, old.text
+        assert verify(old.content, _pins(h)).sequence == 0  # rows from before start at 0 ...
+        assert h.set_alias("production", {"version": 1, "reason": "again"}).status_code == 200
+        assert verify(h.manifest(device_id="d1").content, _pins(h)).sequence == 1  # ... and grow from there
