@@ -23,9 +23,12 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     make_url,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+from edgeloop.errors import ConfigError
 
 
 def utcnow() -> dt.datetime:
@@ -132,8 +135,9 @@ class Benchmark(Base):
     p50_ms: Mapped[float] = mapped_column(Float)
     p90_ms: Mapped[float] = mapped_column(Float)
     p99_ms: Mapped[float] = mapped_column(Float)
-    measured_at: Mapped[dt.datetime] = mapped_column()
+    measured_at: Mapped[dt.datetime] = mapped_column()  # the device's clock: shown, never used to order
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    key_id: Mapped[str | None] = mapped_column(String(32))  # who uploaded it (None: before keys were kept)
 
 
 def make_engine(url: str) -> Engine:
@@ -171,8 +175,22 @@ _READ_ONLY = "edgeloop_read_only"
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables (the schema is small and additive; no migration tool yet)."""
+    """Create missing tables and nullable columns (the schema is small and additive; no migration tool yet)."""
     Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        existing = inspect(conn)
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable:
+                    raise ConfigError(
+                        f"table {table.name} of the registry database lacks column {column.name}, which cannot be "
+                        "added in place; migrate it by hand or start from a new database_url"
+                    )
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

@@ -67,7 +67,8 @@ def check_key(state: dict[str, Any], registry: Registry, scope: Scope, token: st
     principal = registry.keys.authenticate(token)
     state["key_id"] = principal.key_id
     if scope not in ROLE_SCOPES[principal.role]:
-        raise Forbidden(f"a {principal.role.value} key may not {scope.value}; use a key with the right role")
+        granted = " or ".join(role.value for role, scopes in ROLE_SCOPES.items() if scope in scopes)
+        raise Forbidden(f"a {principal.role.value} key may not {scope.value}; use a {granted} key")
     wait = registry.limiter.take(principal.key_id, principal.rate_per_s, registry.settings.burst_s)
     if wait > 0:
         raise RateLimited(f"rate limit of {principal.rate_per_s:g} requests/s exceeded", math.ceil(wait))
@@ -82,3 +83,4 @@ Reader = Annotated[Principal, Depends(Authorize(Scope.read))]
 Publisher = Annotated[Principal, Depends(Authorize(Scope.publish))]
 Poller = Annotated[Principal, Depends(Authorize(Scope.poll))]
 Reporter = Annotated[Principal, Depends(Authorize(Scope.report))]
+Benchmarker = Annotated[Principal, Depends(Authorize(Scope.benchmark))]

@@ -158,7 +158,7 @@ def test_variant_choice_follows_benchmarks_and_budget(two_versions: Harness) -> 
             "p90_ms": p90,
             "p99_ms": p90 + 5,
         }
-        response = h.client.post("/v1/benchmarks", json=report, headers=h.auth(h.device))
+        response = h.client.post("/v1/benchmarks", json=report, headers=h.auth(h.qa))
         assert response.status_code == 201, response.text
     # Measured on this class: the fastest within budget; nothing within budget: the default.
     assert h.manifest(device_id="d", runtime="litert", device_class="pixel").json()["variant"] == "tflite_fp32"
