@@ -12,6 +12,10 @@ from registry_api.core.security import ROLE_SCOPES, Scope
 from registry_api.errors import Forbidden, RateLimited, Unauthenticated
 from registry_api.state import Principal, Registry
 
+# Every request header that carries a key: a shared cache must keep one answer per value of each
+# (a response fetched with X-API-Key must not be served to a request without it).
+VARY_CREDENTIALS = "Authorization, X-API-Key"
+
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer elk_<id>_<secret>`.")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same API key, for clients that prefer it.")
 

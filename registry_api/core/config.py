@@ -107,6 +107,14 @@ class RegistrySettings(BaseSettings):
     burst_s: float = Field(default=2.0, gt=0, description="Bucket size as seconds of refill.")
     keys_cache_ttl_s: float = Field(default=5.0, ge=0, description="Revocations take effect within this.")
 
+    artifact_cache: Literal["private", "public"] = Field(
+        default="private",
+        description=(
+            "Cache-Control of downloads: private (only the device's own cache keeps them) or public (a shared "
+            "cache or CDN may store them, one copy per key header value; it goes on serving a revoked key for "
+            "up to a year, so only behind a CDN that checks access itself, e.g. with signed URLs)."
+        ),
+    )
     signed_url_redirect: bool = Field(
         default=False,
         description="On gs:// storage, answer downloads with a 307 to a signed URL (needs real credentials).",

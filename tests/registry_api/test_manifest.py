@@ -57,7 +57,7 @@ def test_etag_gives_304_without_body_and_changes_with_the_alias(two_versions: Ha
     first = h.manifest(device_id="d1", runtime="litert")
     etag = first.headers["etag"]
     assert "public, max-age=" in first.headers["cache-control"]
-    assert first.headers["vary"] == "Authorization"
+    assert first.headers["vary"] == "Authorization, X-API-Key"  # both headers carry keys
     again = h.manifest(device_id="d1", runtime="litert", etag=etag)
     assert again.status_code == 304
     assert again.content == b""
