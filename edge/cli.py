@@ -218,7 +218,7 @@ def bench(
     version: Annotated[int | None, typer.Option(help="Registry version number.", min=1)] = None,
     variant: Annotated[list[str] | None, typer.Option(help="Only these variants (repeatable).")] = None,
     api_key: Annotated[
-        str | None, typer.Option(envvar="EDGELOOP_API_KEY", help="Registry key; a device key for --upload.")
+        str | None, typer.Option(envvar="EDGELOOP_API_KEY", help="Registry key; for --upload a qa (or publisher) key.")
     ] = None,
     read_key: Annotated[
         str | None,

@@ -61,7 +61,9 @@ class BenchmarkReport(BaseModel):
     The latency fields are those of `edge.bench.LatencyStats`, so `{**stats.as_dict(), device_class=…,
     model=…, version=…, variant=…}` is a valid report.
 
-    `benchmark_id` is the idempotency key, like `event_id`: resending a report adds nothing.
+    `benchmark_id` is the idempotency key, like `event_id`: resending a report adds nothing. Uploading needs a
+    qa or publisher key (a device key gets 403); the registry refuses a `measured_at` ahead of its clock by more
+    than the allowed skew or older than its maximum age, and orders reports by when it received them.
     """
 
     model_config = ConfigDict(extra="forbid")

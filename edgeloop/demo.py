@@ -194,6 +194,7 @@ def demo(
         device = _last_line(
             step("   a device key", _edgeloop("keys", "create", "--name", f"demo-kiosk-{stamp}", "--role", "device"))
         )
+        qa = _last_line(step("   a QA key", _edgeloop("keys", "create", "--name", f"demo-qa-{stamp}", "--role", "qa")))
         registry_flags = ["--registry", url, "--api-key", publisher]
         published = step(
             "4. publish the package and point production at it",
@@ -209,8 +210,8 @@ def demo(
         step("5. a kiosk app downloads, verifies and uses it", [*app_cmd, "--mode", "latest", "--iterations", "10"])
         step(
             "6. QA benchmarks every variant on this device and uploads the figures",
-            _edgeloop("bench", "--registry", url, "--model", MODEL, "--version", _published_version(published), "--api-key", device,
-                      "--read-key", publisher, "--runs", "30", "--upload"),
+            _edgeloop("bench", "--registry", url, "--model", MODEL, "--version", _published_version(published), "--api-key", qa,
+                      "--runs", "30", "--upload"),
         )  # fmt: skip
 
         arrived: list[str] = []

@@ -61,7 +61,7 @@ def serve(
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option("--name", help="Who holds it (shown in the audit log).")],
-    role: Annotated[str, typer.Option("--role", help="publisher, device or reader.")],
+    role: Annotated[str, typer.Option("--role", help="publisher, device, qa (uploads benchmarks) or reader.")],
     rate: Annotated[float | None, typer.Option("--rate", help="Requests/s for this key (default: per role).")] = None,
 ) -> None:
     """Create an API key and print its token (only this once)."""
@@ -72,7 +72,7 @@ def keys_create(
     try:
         role_value = Role(role)
     except ValueError:
-        raise InvalidRequest(f"unknown role {role!r}; use publisher, device or reader") from None
+        raise InvalidRequest(f"unknown role {role!r}; use {', '.join(Role)}") from None
     with _sessions().begin() as session:
         row, minted = crud.create_key(session, name, role_value, rate)
         key_id = row.key_id

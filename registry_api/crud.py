@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -225,8 +226,8 @@ def audit_log(session: Session, model: str, limit: int, before_id: int | None) -
 # --------------------------------------------------------------------------- benchmarks
 
 
-def add_benchmark(session: Session, report: BenchmarkReport) -> bool:
-    """Store a device benchmark; False when that benchmark_id was already stored."""
+def add_benchmark(session: Session, report: BenchmarkReport, key_id: str, received_at: dt.datetime) -> bool:
+    """Store a benchmark uploaded by `key_id`; False when that benchmark_id was already stored."""
     key = str(report.benchmark_id)
     if session.get(db.Benchmark, key) is not None:
         return False
@@ -244,20 +245,47 @@ def add_benchmark(session: Session, report: BenchmarkReport) -> bool:
             p90_ms=report.p90_ms,
             p99_ms=report.p99_ms,
             measured_at=report.measured_at,
+            received_at=received_at,
+            key_id=key_id,
         )
     )
     session.flush()
     return True
 
 
-def latest_latencies(session: Session, model: str, metric: str) -> dict[tuple[int, str], dict[str, float]]:
-    """(version, device_class) → variant → the most recent measurement of `metric`."""
+def latest_latencies(
+    session: Session, model: str, metric: str, *, devices: int, min_devices: int
+) -> dict[tuple[int, str], dict[str, float]]:
+    """(version, device_class) → variant → the upper median of `metric` over the devices that reported last.
+
+    A device is (uploading key, device_id): only its latest report counts, and only the `devices`
+    devices that reported most recently (by the registry's receive time, never the sender's clock).
+    A variant needs `min_devices` of them. The upper median, because a latency guessed too slow costs
+    less than a budget overrun, and from three devices on no single one can move it. Reports of revoked
+    keys no longer count.
+    """
+    active = select(db.ApiKey.key_id).where(db.ApiKey.revoked_at.is_(None))
     rows = session.execute(
-        select(db.Benchmark).where(db.Benchmark.model == model).order_by(db.Benchmark.measured_at)
-    ).scalars()
+        select(
+            db.Benchmark.version,
+            db.Benchmark.device_class,
+            db.Benchmark.variant,
+            db.Benchmark.key_id,
+            db.Benchmark.device_id,
+            getattr(db.Benchmark, metric),
+        )
+        .where(db.Benchmark.model == model, db.Benchmark.key_id.is_(None) | db.Benchmark.key_id.in_(active))
+        .order_by(db.Benchmark.received_at.desc(), db.Benchmark.benchmark_id)
+    ).all()
+    latest: dict[tuple[int, str, str], dict[tuple[str | None, str | None], float]] = {}
+    for version, device_class, variant, key_id, device_id, value in rows:
+        per_device = latest.setdefault((version, device_class, variant), {})
+        if (key_id, device_id) not in per_device and len(per_device) < devices:
+            per_device[(key_id, device_id)] = float(value)
     out: dict[tuple[int, str], dict[str, float]] = {}
-    for row in rows:
-        out.setdefault((row.version, row.device_class), {})[row.variant] = float(getattr(row, metric))
+    for (version, device_class, variant), per_device in latest.items():
+        if len(per_device) >= min_devices:
+            out.setdefault((version, device_class), {})[variant] = statistics.median_high(per_device.values())
     return out
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    DefaultClause,
     Engine,
     Float,
     ForeignKey,
@@ -27,6 +28,8 @@ from sqlalchemy import (
     make_url,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+from edgeloop.errors import ConfigError
 
 
 def utcnow() -> dt.datetime:
@@ -136,8 +139,9 @@ class Benchmark(Base):
     p50_ms: Mapped[float] = mapped_column(Float)
     p90_ms: Mapped[float] = mapped_column(Float)
     p99_ms: Mapped[float] = mapped_column(Float)
-    measured_at: Mapped[dt.datetime] = mapped_column()
+    measured_at: Mapped[dt.datetime] = mapped_column()  # the device's clock: shown, never used to order
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    key_id: Mapped[str | None] = mapped_column(String(32))  # who uploaded it (None: before keys were kept)
 
 
 def make_engine(url: str) -> Engine:
@@ -174,20 +178,31 @@ def make_engine(url: str) -> Engine:
 _READ_ONLY = "edgeloop_read_only"
 
 
-# Columns added after a release, as (table, column, DDL): `create_all` creates missing tables but never
-# alters existing ones, so a database made by an older registry gets these at start-up.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("aliases", "sequence", "ALTER TABLE aliases ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0"),
-)
-
-
 def init_db(engine: Engine) -> None:
-    """Create missing tables and add `ADDED_COLUMNS` missing from older databases (no migration tool yet)."""
+    """Create missing tables, and add columns that a database made by an older registry lacks.
+
+    `create_all` never alters a table, and there is no migration tool yet: a new column must be
+    nullable or have a server default, so rows already there get a value.
+    """
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
-        inspector = inspect(conn)
-        for table, column, ddl in ADDED_COLUMNS:
-            if column not in {c["name"] for c in inspector.get_columns(table)}:
+        existing = inspect(conn)
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                ddl = (
+                    f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {column.type.compile(dialect=engine.dialect)}'
+                )
+                default = column.server_default
+                if isinstance(default, DefaultClause) and isinstance(default.arg, str):
+                    ddl += f" NOT NULL DEFAULT '{default.arg}'" if not column.nullable else f" DEFAULT '{default.arg}'"
+                elif not column.nullable:
+                    raise ConfigError(
+                        f"table {table.name} of the registry database lacks column {column.name}, which cannot be "
+                        "added in place; migrate it by hand or start from a new database_url"
+                    )
                 conn.exec_driver_sql(ddl)
 
 

@@ -88,7 +88,7 @@ class SignedManifest:
     next_issue: float  # epoch seconds when a new issue starts (cache freshness ends)
 
 
-def load_snapshot(session: Session, model: str, metric: str, now: float) -> ModelSnapshot:
+def load_snapshot(session: Session, model: str, settings: RegistrySettings, now: float) -> ModelSnapshot:
     versions: dict[int, VersionInfo] = {}
     for row in session.scalars(select(db.ModelVersion).where(db.ModelVersion.model == model)):
         variants = tuple(
@@ -110,7 +110,14 @@ def load_snapshot(session: Session, model: str, metric: str, now: float) -> Mode
         )
         for a in crud.list_aliases(session, model)
     }
-    return ModelSnapshot(versions, aliases, crud.latest_latencies(session, model, metric), now)
+    latencies = crud.latest_latencies(
+        session,
+        model,
+        settings.latency_metric,
+        devices=settings.benchmark_devices,
+        min_devices=settings.benchmark_min_devices,
+    )
+    return ModelSnapshot(versions, aliases, latencies, now)
 
 
 class ManifestService:
@@ -148,7 +155,7 @@ class ManifestService:
         if generation is None:
             generation = self._generations.get(model, 0)
         with self.sessions() as session:
-            snap = load_snapshot(session, model, self.settings.latency_metric, time.monotonic())
+            snap = load_snapshot(session, model, self.settings, time.monotonic())
         if not snap.versions:
             raise NotFoundError(f"no model {model!r}; publish a version first")
         with self._lock:

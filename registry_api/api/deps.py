@@ -12,6 +12,10 @@ from registry_api.core.security import ROLE_SCOPES, Scope
 from registry_api.errors import Forbidden, RateLimited, Unauthenticated
 from registry_api.state import Principal, Registry
 
+# Every request header that carries a key: a shared cache must keep one answer per value of each
+# (a response fetched with X-API-Key must not be served to a request without it).
+VARY_CREDENTIALS = "Authorization, X-API-Key"
+
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer elk_<id>_<secret>`.")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same API key, for clients that prefer it.")
 
@@ -67,7 +71,8 @@ def check_key(state: dict[str, Any], registry: Registry, scope: Scope, token: st
     principal = registry.keys.authenticate(token)
     state["key_id"] = principal.key_id
     if scope not in ROLE_SCOPES[principal.role]:
-        raise Forbidden(f"a {principal.role.value} key may not {scope.value}; use a key with the right role")
+        granted = " or ".join(role.value for role, scopes in ROLE_SCOPES.items() if scope in scopes)
+        raise Forbidden(f"a {principal.role.value} key may not {scope.value}; use a {granted} key")
     wait = registry.limiter.take(principal.key_id, principal.rate_per_s, registry.settings.burst_s)
     if wait > 0:
         raise RateLimited(f"rate limit of {principal.rate_per_s:g} requests/s exceeded", math.ceil(wait))
@@ -82,3 +87,4 @@ Reader = Annotated[Principal, Depends(Authorize(Scope.read))]
 Publisher = Annotated[Principal, Depends(Authorize(Scope.publish))]
 Poller = Annotated[Principal, Depends(Authorize(Scope.poll))]
 Reporter = Annotated[Principal, Depends(Authorize(Scope.report))]
+Benchmarker = Annotated[Principal, Depends(Authorize(Scope.benchmark))]

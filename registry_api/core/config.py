@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgeloop.settings import get_settings, load
@@ -76,6 +76,23 @@ class RegistrySettings(BaseSettings):
         default=None, gt=0, description="Default latency budget for variant choice."
     )
     latency_metric: Literal["p50_ms", "p90_ms", "p99_ms"] = "p90_ms"
+    benchmark_devices: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Variant choice takes the upper median of the latest report from each of this many devices that "
+            "reported last (per version, variant and device class)."
+        ),
+    )
+    benchmark_min_devices: int = Field(
+        default=1, ge=1, description="Distinct devices that must have reported a variant before its latency counts."
+    )
+    benchmark_clock_skew_s: float = Field(
+        default=300.0, ge=0, description="How far a benchmark's measured_at may be ahead of the registry's clock."
+    )
+    benchmark_max_age_s: float = Field(
+        default=30 * 24 * 3600.0, gt=0, description="How old a benchmark's measured_at may be when it is uploaded."
+    )
     default_variants: dict[str, str] = Field(
         default_factory=lambda: {"litert": "tflite_int8", "onnxruntime": "onnx_int8"},
         description="Variant served per runtime when no benchmark decides.",
@@ -91,12 +108,20 @@ class RegistrySettings(BaseSettings):
     )
 
     rate_per_s: dict[str, float] = Field(
-        default_factory=lambda: {"publisher": 20.0, "device": 2000.0, "reader": 50.0},
+        default_factory=lambda: {"publisher": 20.0, "device": 2000.0, "reader": 50.0, "qa": 20.0},
         description="Default token-bucket refill per role (requests/s); a key may override it.",
     )
     burst_s: float = Field(default=2.0, gt=0, description="Bucket size as seconds of refill.")
     keys_cache_ttl_s: float = Field(default=5.0, ge=0, description="Revocations take effect within this.")
 
+    artifact_cache: Literal["private", "public"] = Field(
+        default="private",
+        description=(
+            "Cache-Control of downloads: private (only the device's own cache keeps them) or public (a shared "
+            "cache or CDN may store them, one copy per key header value; it goes on serving a revoked key for "
+            "up to a year, so only behind a CDN that checks access itself, e.g. with signed URLs)."
+        ),
+    )
     signed_url_redirect: bool = Field(
         default=False,
         description="On gs:// storage, answer downloads with a 307 to a signed URL (needs real credentials).",
@@ -116,6 +141,16 @@ class RegistrySettings(BaseSettings):
         for runtime, name in value.items():
             if name not in VARIANTS or VARIANTS[name].runtime != runtime:
                 raise ValueError(f"{runtime}={name!r} is not a {runtime} variant; known: {', '.join(VARIANTS)}")
+        return value
+
+    @field_validator("benchmark_min_devices")
+    @classmethod
+    def _enough_devices(cls, value: int, info: ValidationInfo) -> int:
+        window = info.data.get("benchmark_devices")
+        if window is not None and value > window:
+            raise ValueError(
+                f"exceeds benchmark_devices ({window}); lower it or raise EDGELOOP_REGISTRY_BENCHMARK_DEVICES"
+            )
         return value
 
     @property

@@ -26,11 +26,12 @@ TOKEN_PREFIX = "elk"
 
 
 class Role(enum.StrEnum):
-    """What a key may do: publishers publish and move aliases, devices poll and report, readers read."""
+    """What a key may do: publishers publish and move aliases, devices poll and send telemetry, qa benchmarks."""
 
     publisher = "publisher"
     device = "device"
     reader = "reader"
+    qa = "qa"
 
 
 class Scope(enum.StrEnum):
@@ -39,13 +40,19 @@ class Scope(enum.StrEnum):
     read = "read"  # metadata: models, versions, aliases, audit
     publish = "publish"  # publish versions, move aliases
     poll = "poll"  # manifests and artifact downloads
-    report = "report"  # telemetry and benchmarks
+    report = "report"  # field telemetry
+    benchmark = "benchmark"  # benchmark uploads: they steer variant choice for a whole device class
+
+
+# Devices do not get `benchmark`: one device key would otherwise set the latency every device of its
+# class is served by. QA measures on target devices with a qa key (read and poll to fetch the variants).
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
-    Role.publisher: frozenset({Scope.read, Scope.publish, Scope.poll}),
+    Role.publisher: frozenset({Scope.read, Scope.publish, Scope.poll, Scope.benchmark}),
     Role.device: frozenset({Scope.poll, Scope.report}),
     Role.reader: frozenset({Scope.read, Scope.poll}),
+    Role.qa: frozenset({Scope.read, Scope.poll, Scope.benchmark}),
 }
 
 

@@ -83,7 +83,7 @@ def test_bench_every_publishable_variant_of_a_registry_version_and_upload(
             "--read-key",
             registry.tokens["reader"],
             "--api-key",
-            registry.tokens["device"],
+            registry.tokens["qa"],
             "--runs",
             "10",
             "--warmup",

@@ -29,4 +29,4 @@ def harness(registry_env: Path) -> Iterator[Harness]:
 
     tokens = create_keys()
     with TestClient(create_app()) as client:
-        yield Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env)
+        yield Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env, tokens["qa"])

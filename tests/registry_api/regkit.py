@@ -84,6 +84,7 @@ class Harness:
     device: str
     reader: str
     workspace: Path
+    qa: str
 
     def auth(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}

@@ -76,3 +76,19 @@ def test_if_none_match_and_unknown(artifact: tuple[Harness, str, bytes]) -> None
     assert cached.status_code == 304 and cached.content == b""
     assert _get(h, "f" * 64).status_code == 404
     assert _get(h, "not-a-sha").status_code == 422
+
+
+def test_downloads_are_private_and_vary_on_every_key_header(artifact: tuple[Harness, str, bytes]) -> None:
+    h, sha, _ = artifact
+    for response in (_get(h, sha), _get(h, sha, Range="bytes=0-9"), _get(h, sha, **{"If-None-Match": f'"{sha}"'})):
+        # A download needs a key: a shared cache must not keep it for the next caller.
+        assert response.headers["cache-control"] == "private, max-age=31536000, immutable"
+        assert response.headers["vary"] == "Authorization, X-API-Key"
+
+
+def test_a_deployment_may_let_a_cdn_keep_downloads(artifact: tuple[Harness, str, bytes]) -> None:
+    h, sha, _ = artifact
+    h.client.app.state.registry.settings.artifact_cache = "public"  # type: ignore[attr-defined]
+    response = _get(h, sha)
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.headers["vary"] == "Authorization, X-API-Key"

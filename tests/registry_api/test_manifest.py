@@ -58,7 +58,7 @@ def test_etag_gives_304_without_body_and_changes_with_the_alias(two_versions: Ha
     first = h.manifest(device_id="d1", runtime="litert")
     etag = first.headers["etag"]
     assert "public, max-age=" in first.headers["cache-control"]
-    assert first.headers["vary"] == "Authorization"
+    assert first.headers["vary"] == "Authorization, X-API-Key"  # both headers carry keys
     again = h.manifest(device_id="d1", runtime="litert", etag=etag)
     assert again.status_code == 304
     assert again.content == b""
@@ -159,7 +159,7 @@ def test_variant_choice_follows_benchmarks_and_budget(two_versions: Harness) -> 
             "p90_ms": p90,
             "p99_ms": p90 + 5,
         }
-        response = h.client.post("/v1/benchmarks", json=report, headers=h.auth(h.device))
+        response = h.client.post("/v1/benchmarks", json=report, headers=h.auth(h.qa))
         assert response.status_code == 201, response.text
     # Measured on this class: the fastest within budget; nothing within budget: the default.
     assert h.manifest(device_id="d", runtime="litert", device_class="pixel").json()["variant"] == "tflite_fp32"
@@ -230,7 +230,7 @@ def test_database_from_before_sequences_gets_the_column_at_start_up(registry_env
 
     tokens = create_keys()
     with TestClient(create_app()) as client:
-        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env)
+        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env, tokens["qa"])
         assert h.publish(make_package(tmp_path / "v1", run="run-1")).status_code == 201
         assert h.set_alias("production", {"version": 1}).status_code == 200
     # Make it the database an older registry left behind: same rows, no aliases.sequence column.
@@ -239,7 +239,7 @@ def test_database_from_before_sequences_gets_the_column_at_start_up(registry_env
         conn.execute(text("ALTER TABLE aliases DROP COLUMN sequence"))
     engine.dispose()
     with TestClient(create_app()) as client:
-        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env)
+        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env, tokens["qa"])
         old = h.manifest(device_id="d1")
         assert old.status_code == 200, old.text
         assert verify(old.content, _pins(h)).sequence == 0  # rows from before start at 0 ...

@@ -150,9 +150,9 @@ def test_benchmark_lands_in_registry_and_warehouse(harness: Harness, tmp_path: P
         "p90_ms": 5.0,
         "p99_ms": 7.0,
         "init_ms": 30.0,
-        "measured_at": "2026-11-23T07:00:00Z",
+        "measured_at": (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat(),
     }
-    auth = harness.auth(harness.device)
+    auth = harness.auth(harness.qa)
     assert harness.client.post("/v1/benchmarks", json=report, headers=auth).status_code == 201
     assert harness.client.post("/v1/benchmarks", json=report, headers=auth).status_code == 200
     unknown = harness.client.post("/v1/benchmarks", json={**report, "variant": "tflite_fp16"}, headers=auth)

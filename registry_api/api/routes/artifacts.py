@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 
 from edgeloop import storage
 from registry_api import crud, publish
-from registry_api.api.deps import Poller, RegistryDep
+from registry_api.api.deps import VARY_CREDENTIALS, Poller, RegistryDep
 from registry_api.api.responses import AUTH, errors
 from registry_api.errors import NotFoundError
 from registry_api.ranges import parse_range
@@ -63,7 +63,10 @@ def _signed_url(uri: str, ttl_s: int) -> str:
         "a range entirely past the end gives 416 (`Content-Range: bytes */size`); several ranges that do not "
         "merge into one, or an unparsable header, give the whole file (200). ETag is the quoted sha256; "
         "If-None-Match → 304. With gs:// storage and `signed_url_redirect`, answers 307 to a short-lived "
-        "signed URL instead (not available on the GCS emulator, which cannot sign). Non-publishable files: 404."
+        "signed URL instead (not available on the GCS emulator, which cannot sign). Non-publishable files: 404.\n\n"
+        "Caching: `private, max-age=31536000, immutable` by default, so a shared cache does not keep a file "
+        "that needs a key; `artifact_cache=public` lets a CDN keep it, one copy per key header "
+        "(`Vary: Authorization, X-API-Key`)."
     ),
     responses=errors(
         304,
@@ -93,7 +96,14 @@ async def download(
 ) -> Response:
     uri, size = await run_in_threadpool(_locate, registry, sha256)
     etag = f'"{sha256}"'
-    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "public, max-age=31536000, immutable"}
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        # Content-addressed, so never stale; but downloads need a key, so only the device keeps them
+        # unless the deployment says a shared cache may (artifact_cache), and then per key (Vary).
+        "Cache-Control": f"{registry.settings.artifact_cache}, max-age=31536000, immutable",
+        "Vary": VARY_CREDENTIALS,
+    }
     if if_none_match is not None and any(t.strip().removeprefix("W/") in (etag, "*") for t in if_none_match.split(",")):
         return Response(status_code=304, headers=headers)
     if registry.settings.signed_url_redirect and not storage.is_local(uri):

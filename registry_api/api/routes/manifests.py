@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from starlette import types as asgi
 
 from edgeloop.errors import EdgeloopError
-from registry_api.api.deps import SECURITY, api_key, check_key
+from registry_api.api.deps import SECURITY, VARY_CREDENTIALS, api_key, check_key
 from registry_api.api.responses import AUTH, errors
 from registry_api.core.security import Scope
 from registry_api.errors import InvalidRequest
@@ -30,6 +30,7 @@ router = APIRouter(prefix="/v1/models/{name}", tags=["manifests"])
 _NAME = re.compile(NAME_PATTERN)
 _ALIAS = re.compile(ALIAS_PATTERN)
 _MAX_IF_NONE_MATCH = 1024
+_VARY = VARY_CREDENTIALS.encode()
 # query parameter -> (max length, description, example)
 _DEVICE_PARAMS: dict[str, tuple[int, str, str]] = {
     "device_id": (128, "Pseudonymous, stable per install; decides the rollout bucket.", "d-5f2c9a"),
@@ -136,8 +137,11 @@ def _device(query: dict[str, str]) -> Device:
         "on the device class meets the latency budget, else the runtime's default.\n\n"
         "Caching: the body is signed once per issue interval (issued_at is rounded down to it), so the ETag is "
         "stable within the interval; send it back as If-None-Match for a bodyless 304. `Cache-Control: public, "
-        "max-age` is capped at the end of the interval. A CDN must key on the full URL including the query "
-        "string (the answer depends on every parameter) and on Authorization (`Vary: Authorization`)."
+        "max-age` is capped at the end of the interval (`manifest_max_age_s`). A shared cache must key on the full URL "
+        "including the query string (the answer depends on every parameter) and honour `Vary: Authorization, "
+        "X-API-Key` (both carry keys), so it never answers a request with another key, or none, from its store. "
+        "After an alias moves, a cache serves the old manifest for at most `manifest_max_age_s` + "
+        "`state_cache_ttl_s`."
     ),
     openapi_extra={"parameters": _PARAMETERS, "security": SECURITY},
     responses=errors(
@@ -187,7 +191,8 @@ async def poll(registry: Registry, scope: asgi.Scope) -> tuple[int, list[tuple[b
     signed = service.signed(name, alias, service.resolve(name, alias, device, snap), snap)
     max_age = max(0, min(registry.settings.manifest_max_age_s, int(signed.next_issue - time.time())))
     etag = signed.etag.encode()
-    out = [(b"etag", etag), (b"cache-control", b"public, max-age=%d" % max_age), (b"vary", b"Authorization")]
+    # public: the answer is a function of the URL and the key headers, which the cache keys on (Vary).
+    out = [(b"etag", etag), (b"cache-control", b"public, max-age=%d" % max_age), (b"vary", _VARY)]
     if if_none_match is not None and _matches(if_none_match, signed.etag):
         return 304, out, b""
     out += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(signed.body))]
