@@ -15,7 +15,9 @@ from registry_api import create_app
 # What a device may do; every other route must answer a device key with 403.
 DEVICE_ALLOWED = {
     ("GET", "/v1/models/{name}/manifest"),
+    ("HEAD", "/v1/models/{name}/manifest"),
     ("GET", "/v1/artifacts/{sha256}"),
+    ("HEAD", "/v1/artifacts/{sha256}"),
     ("POST", "/v1/telemetry"),
     ("POST", "/v1/benchmarks"),
 }
@@ -29,7 +31,9 @@ READ_ONLY_FOR_READER = {
     ("GET", "/v1/models/{name}/aliases/{alias}"),
     ("GET", "/v1/models/{name}/audit"),
     ("GET", "/v1/models/{name}/manifest"),
+    ("HEAD", "/v1/models/{name}/manifest"),
     ("GET", "/v1/artifacts/{sha256}"),
+    ("HEAD", "/v1/artifacts/{sha256}"),
 }
 SAMPLE = {"name": "shelf-products", "version": "1", "alias": "production", "sha256": "a" * 64}
 

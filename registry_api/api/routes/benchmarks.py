@@ -43,6 +43,7 @@ def _store(registry: Registry, report: BenchmarkReport) -> bool:
         *AUTH,
         400,
         404,
+        413,
         422,
         extra={200: {"model": BenchmarkStored, "description": "Already stored (same benchmark_id)."}},
     ),
