@@ -7,11 +7,21 @@ batch never adds rows. No image leaves the device unless the app opts in per eve
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    field_validator,
+)
+from pydantic_core import core_schema
 
 EventKind = Literal["inference", "update", "rollback", "error", "bench"]
 
@@ -22,10 +32,45 @@ MAX_DETAIL_TEXT = 1024
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 _INT64 = 2**63
+_INT32_MAX = 2**31 - 1
+
+
+def _whole(value: float) -> int:
+    if not value.is_integer():
+        raise ValueError("not a whole number")
+    return int(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Whole:
+    """`Annotated[int, Whole(ge, le)]`: a JSON integer as JSON Schema has it (7 or 7.0, never "7" or true), bounded.
+
+    pydantic's strict int refuses 7.0, which JSON Schema calls an integer; its lax int takes "7" and
+    true. This is both checks in pydantic-core, no Python per value unless a float is sent.
+    """
+
+    ge: int
+    le: int
+
+    def __get_pydantic_core_schema__(self, _source: Any, _handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.union_schema(
+            [
+                core_schema.int_schema(strict=True, ge=self.ge, le=self.le),
+                core_schema.no_info_after_validator_function(
+                    _whole, core_schema.float_schema(strict=True, ge=self.ge, le=self.le)
+                ),
+            ],
+            custom_error_type="whole_number",
+            custom_error_message=f"Input should be a whole number from {self.ge} to {self.le} (not a string or a bool)",
+        )
+
+    def __get_pydantic_json_schema__(self, _schema: Any, _handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.ge, "maximum": self.le}
+
 
 # `detail` holds flat JSON scalars only: no nesting to cap, no NaN (stored as text it would not be JSON),
 # no bool taken for a number. Strict, so `true` stays a bool and "7" stays a string.
-DetailValue = (
+DetailValue: TypeAlias = (
     Annotated[bool, Field(strict=True)]
     | Annotated[int, Field(strict=True, ge=-_INT64, lt=_INT64)]
     | Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -52,7 +97,7 @@ class TelemetryEvent(BaseModel):
         description="With a time zone; UTC by convention. The registry takes up to 90 days old, 10 minutes ahead.",
     )
     model: str | None = Field(default=None, max_length=128)
-    version: int | None = Field(default=None, strict=True, ge=1, le=2**31 - 1)
+    version: Annotated[int, Whole(1, _INT32_MAX)] | None = None
     variant: str | None = Field(default=None, max_length=64)
     latency_ms: float | None = Field(default=None, strict=True, ge=0, le=3_600_000)
     top1_label: str | None = Field(default=None, max_length=256)
@@ -95,12 +140,12 @@ class BenchmarkReport(BaseModel):
     device_class: str = Field(min_length=1, max_length=64, examples=["pixel-6a"])
     device_id: str | None = Field(default=None, max_length=128)
     model: str = Field(min_length=1, max_length=128, examples=["shelf-products"])
-    version: int = Field(strict=True, ge=1, le=2**31 - 1, examples=[7])
+    version: Annotated[int, Whole(1, _INT32_MAX)] = Field(examples=[7])
     variant: str = Field(min_length=1, max_length=64, examples=["tflite_int8"])
     runtime: str | None = Field(default=None, max_length=32, examples=["litert"])
-    threads: int | None = Field(default=None, strict=True, ge=1, le=1024)
-    runs: int = Field(strict=True, ge=1, le=1_000_000, examples=[50])
-    warmup: int | None = Field(default=None, strict=True, ge=0, le=1_000_000)
+    threads: Annotated[int, Whole(1, 1024)] | None = None
+    runs: Annotated[int, Whole(1, 1_000_000)] = Field(examples=[50])
+    warmup: Annotated[int, Whole(0, 1_000_000)] | None = None
     p50_ms: float = Field(strict=True, ge=0, le=3_600_000, examples=[4.2])
     p90_ms: float = Field(strict=True, ge=0, le=3_600_000, examples=[5.1])
     p99_ms: float = Field(strict=True, ge=0, le=3_600_000, examples=[7.9])

@@ -170,7 +170,9 @@ def test_benchmark_times_far_off_are_refused(published: Harness) -> None:
         assert "measured_at" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("fields", [{"runs": True}, {"p50_ms": "1.5"}, {"version": "1"}, {"threads": 2.0}])
+@pytest.mark.parametrize(
+    "fields", [{"runs": True}, {"runs": "5"}, {"p50_ms": "1.5"}, {"version": "1"}, {"threads": 2.5}]
+)
 def test_benchmark_numbers_are_strict(published: Harness, fields: dict[str, Any]) -> None:
     r = published.client.post("/v1/benchmarks", json=_bench(**fields), headers=published.auth(published.device))
     assert r.status_code == 422, r.text
@@ -278,9 +280,10 @@ def test_telemetry_takes_what_devices_send(published: Harness) -> None:
         _event(kind="update", detail={"from_version": None, "rollback": False, "download_s": 0.5, "resumes": 0}),
         _event(kind="error", detail={"stage": "verify", "error": "BadSignature", "message": "x" * 500}),
     ]
+    events.append(_event(version=7.0))  # JSON Schema's integer: 7.0 is one
     r = _send(published, *events)
     assert r.status_code == 200, r.text
-    assert r.json() == {"accepted": 4, "duplicates": 0}
+    assert r.json() == {"accepted": 5, "duplicates": 0}
 
 
 def test_targeting_needs_a_dotted_version(published: Harness) -> None:
