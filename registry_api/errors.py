@@ -3,6 +3,7 @@
 RegistryError              every registry error (an EdgeloopError: the CLI prints it)
 ├── NotFoundError          no such model, version, alias, artifact or key          → 404
 ├── PackageRejected        card, hashes or verdicts of a package do not check out   → 422
+├── MalformedBody          body not strict JSON (NaN, NUL, bad UTF-8, too deep)     → 400
 ├── InvalidRequest         a well-formed request that cannot be honoured            → 422
 ├── PayloadTooLarge        body over a configured cap                               → 413
 ├── Unauthenticated        missing, unknown or revoked API key                      → 401
@@ -27,6 +28,10 @@ class NotFoundError(RegistryError):
 
 class PackageRejected(RegistryError):
     """A model package whose card, file hashes or verdicts do not check out."""
+
+
+class MalformedBody(RegistryError):
+    """A body that cannot be parsed as strict JSON: not UTF-8, NaN/Infinity, NUL, lone surrogates, too deep."""
 
 
 class InvalidRequest(RegistryError):

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
@@ -18,9 +19,11 @@ from edge.manifest import Manifest
 from edgeloop.errors import EdgeloopError
 from edgeloop.errors import NotFound as StorageNotFound
 from registry_api import access_log, errors
+from registry_api.api.body import BodyGuard
+from registry_api.api.problems import on_validation_error
 from registry_api.api.routes import aliases, artifacts, benchmarks, health, keys, manifests, models, telemetry, versions
 from registry_api.core.config import RegistrySettings
-from registry_api.models import PublishByUri
+from registry_api.models import ErrorBody, PublishByUri
 from registry_api.state import Registry
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,7 @@ _SWITCH_INTERVAL_S = 0.001  # Python's default is 0.005; see create_app_from_env
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (errors.NotFoundError, 404),
     (errors.PackageRejected, 422),
+    (errors.MalformedBody, 400),
     (errors.InvalidRequest, 422),
     (errors.PayloadTooLarge, 413),
     (errors.Unauthenticated, 401),
@@ -68,13 +72,23 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (TelemetryBatch, Manifest, PublishByUri):
+    for model in (TelemetryBatch, Manifest, PublishByUri, ErrorBody):
         model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(model_schema.pop("$defs", {}))
         components[model.__name__] = model_schema
     # The registry refuses image attachments, so the field is not part of what it accepts.
     event = components.get("TelemetryEvent", {})
     event.get("properties", {}).pop("attachment", None)
+    # Validation errors are answered by `on_validation_error` ({"detail": "<sentence>"}), not FastAPI's list.
+    for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
+        answer = operation.get("responses", {}).get("422")
+        if answer and "HTTPValidationError" in str(answer):
+            operation["responses"]["422"] = {
+                "description": "The request is invalid: the sentence names the field and what to send.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+            }
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
     app.openapi_schema = schema
     return schema
 
@@ -101,7 +115,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "Versioned, signed model delivery for on-device classifiers: publish packages, move aliases with "
             "staged rollouts, let devices poll signed manifests cheaply (ETag/304) and download by sha256, and "
             "ingest telemetry and benchmarks. Auth: API keys (`Authorization: Bearer elk_…`) with roles "
-            "publisher, device, qa (benchmark uploads) and reader."
+            "publisher, device, qa (benchmark uploads) and reader. Bodies are strict JSON: no NaN/Infinity, no NUL in strings, no lone "
+            'surrogates (400); errors are `{"detail": "<what is wrong and what to send>"}`.'
         ),
         lifespan=lifespan,
     )
@@ -109,6 +124,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     for router in (health, keys, models, versions, aliases, manifests, artifacts, telemetry, benchmarks):
         app.include_router(router.router)
     app.add_exception_handler(EdgeloopError, _on_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    # Inner to outer: bodies are capped behind the poll fast path (polls have none), which the log wraps.
+    app.add_middleware(BodyGuard, on_error=_on_error)
     app.add_middleware(manifests.FastPollMiddleware, on_error=_on_error)
     app.add_middleware(access_log.AccessLogMiddleware)  # added last: outermost, so it logs fast polls too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +11,7 @@ from edge.variants import Runtime
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+VERSION_PATTERN = r"^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$"  # what rollout.parse_version compares, ASCII digits only
 
 
 class Targeting(BaseModel):
@@ -22,6 +23,18 @@ class Targeting(BaseModel):
     runtimes: list[Runtime] = Field(default_factory=list, max_length=2, examples=[["litert"]])
     min_app_version: str | None = Field(default=None, max_length=32, examples=["2.4.0"])
     device_classes: list[str] = Field(default_factory=list, max_length=64, examples=[["pixel-6a", "galaxy-a54"]])
+
+
+class TargetingUpdate(Targeting):
+    """Targeting as a publisher sends it: checked strictly (stored targeting is read as it was written)."""
+
+    min_app_version: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=VERSION_PATTERN,
+        description="Dotted numbers (1 to 4 parts); devices whose app_version is lower, or unknown, are not matched.",
+        examples=["2.4.0"],
+    )
 
 
 class AliasBase(BaseModel):
@@ -45,6 +58,7 @@ class AliasUpdate(AliasBase):
         },
     )
 
+    targeting: TargetingUpdate = Field(default_factory=TargetingUpdate)
     reason: str | None = Field(default=None, max_length=1000, description="Why; kept in the audit log.")
 
 
@@ -140,9 +154,9 @@ class Health(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error: a sentence saying what is wrong and what to do, or FastAPI's list of field errors."""
+    """Every error: a sentence saying what is wrong and what to do (for invalid fields: which, and why)."""
 
-    detail: str | list[dict[str, Any]] = Field(examples=["model 'shelf-products' has no alias 'canary'"])
+    detail: str = Field(examples=["model 'shelf-products' has no alias 'canary'"])
 
 
 class ApiKeyPublic(BaseModel):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from registry_api.errors import RangeNotSatisfiable
+
+# ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() then refuses or misreads.
+_POSITION = re.compile(r"[0-9]*")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -24,7 +29,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         if not dash:
             return None
         first, last = first.strip(), last.strip()
-        if not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+        if not _POSITION.fullmatch(first) or not _POSITION.fullmatch(last):
             return None
         if first == "":
             if last == "":

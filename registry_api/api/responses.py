@@ -8,7 +8,7 @@ from registry_api.models import ErrorBody
 
 _TEXT = {
     304: "Not modified: the If-None-Match ETag matches; no body.",
-    400: "The body cannot be parsed at all (not UTF-8, not JSON).",
+    400: "The body cannot be parsed as strict JSON (not UTF-8, not JSON, NaN/Infinity, NUL, lone surrogates).",
     401: "Missing, malformed, unknown or revoked API key.",
     403: "The key's role may not use this route.",
     404: "No such model, version, alias or artifact.",

@@ -99,10 +99,23 @@ class RegistrySettings(BaseSettings):
     )
 
     max_package_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Upload cap for one package.")
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Cap on every other JSON body (aliases, rollbacks, benchmarks, publish by URI).",
+    )
     max_telemetry_bytes: int = Field(
         default=1024 * 1024, ge=1, description="Cap on a telemetry body (compressed and not)."
     )
     max_telemetry_events: int = Field(default=1000, ge=1, description="Cap on events per telemetry batch.")
+    telemetry_max_age_s: int = Field(
+        default=90 * 24 * 3600,
+        ge=60,
+        description="Oldest event_time accepted, before receipt (devices queue events offline for days).",
+    )
+    telemetry_max_skew_s: int = Field(
+        default=600, ge=0, description="How far past the registry's clock an event_time may be (device clock skew)."
+    )
     telemetry_group_rows: int = Field(
         default=5000, ge=1, description="Rows the warehouse writer commits at once at most."
     )

@@ -16,7 +16,9 @@ from registry_api import create_app
 # a device key must not set the latency a whole device class is served by.
 DEVICE_ALLOWED = {
     ("GET", "/v1/models/{name}/manifest"),
+    ("HEAD", "/v1/models/{name}/manifest"),
     ("GET", "/v1/artifacts/{sha256}"),
+    ("HEAD", "/v1/artifacts/{sha256}"),
     ("POST", "/v1/telemetry"),
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/keys")}
@@ -29,7 +31,9 @@ READ_ONLY_FOR_READER = {
     ("GET", "/v1/models/{name}/aliases/{alias}"),
     ("GET", "/v1/models/{name}/audit"),
     ("GET", "/v1/models/{name}/manifest"),
+    ("HEAD", "/v1/models/{name}/manifest"),
     ("GET", "/v1/artifacts/{sha256}"),
+    ("HEAD", "/v1/artifacts/{sha256}"),
 }
 SAMPLE = {"name": "shelf-products", "version": "1", "alias": "production", "sha256": "a" * 64}
 

@@ -32,7 +32,7 @@ STATE_TTL_S = 0.5  # state_cache_ttl_s
 STALENESS_BOUND_S = MAX_AGE_S + STATE_TTL_S + 1
 # HEAD on artifacts and the manifest is being added to the registry by another change. Through nginx,
 # HEAD works already (nginx asks the registry with GET); set this True once the registry answers HEAD itself.
-REGISTRY_ANSWERS_HEAD = False
+REGISTRY_ANSWERS_HEAD = True
 
 
 def _nginx() -> str | None:

@@ -171,7 +171,7 @@ def _stream_until_answer(port: int, head: str, total: int, prefix: bytes = b"") 
             except (BrokenPipeError, ConnectionResetError):
                 break
             sent += len(chunk)
-        sock.settimeout(30)
+        sock.settimeout(60)
         answer = sock.recv(65536)
     return int(answer[9:12]), sent
 
@@ -198,3 +198,107 @@ def test_oversized_bodies_get_413_without_being_read(env: dict[str, str], tokens
             assert sent < total // 10, (path, sent)  # answered after a few MiB at most, not 200
     finally:
         server.stop()
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """VmHWM of a process: the most resident memory it has ever held."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def _send_until_answer(port: int, head: bytes, total: int, chunked: bool) -> tuple[bytes, int]:
+    """`head`, then up to `total` body bytes (chunked or raw); stops when the server answers.
+
+    Returns (the answer, body bytes sent before it came).
+    """
+    import select
+    import socket
+
+    piece = b"x" * 65536
+    frame = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head)
+        while sent < total:
+            if select.select([sock], [], [], 0)[0]:
+                break
+            try:
+                sock.sendall(frame)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(piece)
+        sock.settimeout(60)
+        answer = b""
+        # Headers and at most 64 KiB of the body: enough to judge an error answer, bounded if it is huge.
+        while b"\r\n\r\n" not in answer or len(answer) < answer.index(b"\r\n\r\n") + 4 + min(_length(answer), 65536):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    return answer, sent
+
+
+def _length(answer: bytes) -> int:
+    for line in answer.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def test_a_huge_json_body_leaves_the_worker_flat(env: dict[str, str], tokens: dict[str, str], tmp_path: Path) -> None:
+    """150 MiB to /v1/benchmarks (a device key suffices) took the worker from ~270 MB to 3 GB; now 413 early."""
+    server = Server(env, workers=1)  # one process: the pid is the worker's
+    server.start()
+    try:
+        published = httpx.post(
+            f"{server.url}/v1/models/shelf-products/versions",
+            files=multipart(make_package(tmp_path / "pkg")),
+            headers={"Authorization": f"Bearer {tokens['publisher']}"},
+        )
+        sha = published.json()["variants"][0]["sha256"]
+        total = 150 << 20
+        auth = f"Authorization: Bearer {tokens['device']}\r\nContent-Type: application/json\r\n"
+        base = f"POST /v1/benchmarks HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+        for _ in range(3):  # warm the paths the measured requests take
+            httpx.post(f"{server.url}/v1/benchmarks", content=b"{" * 100, headers=_headers(tokens["device"]))
+        before = _peak_rss_mib(server.proc.pid)
+        for chunked in (False, True):
+            framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"
+            answer, sent = _send_until_answer(server.port, f"{base}{framing}\r\n\r\n".encode(), total, chunked)
+            assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+            assert sent < total // 10, (chunked, sent)
+            assert _length(answer) < 1000
+        grown = _peak_rss_mib(server.proc.pid) - before
+        assert grown < 50, f"worker peak RSS grew {grown:.0f} MiB"
+
+        # 20 MiB of invalid JSON under a raised cap would still get a small answer; under the default, a 413.
+        big = b'{"device_class": "' + b"x" * (20 << 20) + b'", "runs": true}'
+        r = httpx.post(f"{server.url}/v1/benchmarks", content=big, headers=_headers(tokens["device"]), timeout=60)
+        assert r.status_code == 413 and len(r.content) < 1000
+        # A Range with a Unicode digit (raw byte 0xb2, "²" in latin-1) is ignored, not a 500.
+        head = f"GET /v1/artifacts/{sha} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tokens['device']}\r\n"
+        answer, _ = _send_until_answer(server.port, head.encode() + b"Range: bytes=\xb2-\r\n\r\n", 0, False)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]  # the whole file, as for any unparsable Range
+    finally:
+        server.stop()
+
+
+def test_a_big_invalid_body_under_a_raised_cap_gets_a_small_answer(env: dict[str, str], tokens: dict[str, str]) -> None:
+    """FastAPI's 422 echoed the input per error: 20 MiB in, 160 MiB out."""
+    server = Server({**env, "EDGELOOP_REGISTRY_MAX_BODY_BYTES": str(32 << 20)}, workers=1)
+    server.start()
+    try:
+        big = b'{"device_class": "' + b"x" * (20 << 20) + b'", "model": "' + b"y" * (1 << 20) + b'", "runs": true}'
+        r = httpx.post(f"{server.url}/v1/benchmarks", content=big, headers=_headers(tokens["publisher"]), timeout=120)
+        assert r.status_code == 422
+        assert len(r.content) < 2000
+        assert "device_class" in r.json()["detail"]
+    finally:
+        server.stop()
+
+
+def _headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}

@@ -69,7 +69,7 @@ async def get_alias(name: ModelName, alias: AliasName, registry: RegistryDep, _:
         "rollout get, and where rollback goes). Moving to an older version counts as a rollback "
         "(manifests say rollback=true). Audited with the key's name and `reason`."
     ),
-    responses=errors(*AUTH, 400, 404, 422),
+    responses=errors(*AUTH, 400, 404, 413, 422),
 )
 async def set_alias(
     name: ModelName, alias: AliasName, update: AliasUpdate, registry: RegistryDep, actor: Publisher
@@ -88,7 +88,7 @@ async def set_alias(
     response_model=AliasPublic,
     summary="Roll an alias back to its previous version",
     description="One call: target and previous swap, rollout goes to 100 %, manifests carry rollback=true.",
-    responses=errors(*AUTH, 400, 404, 409, 422),
+    responses=errors(*AUTH, 400, 404, 409, 413, 422),
 )
 async def rollback_alias(
     name: ModelName,

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, StreamingResponse
 
@@ -86,14 +86,35 @@ def _signed_url(uri: str, ttl_s: int) -> str:
         },
     ),
 )
+@router.head(
+    "/{sha256}",
+    summary="A download's headers, without the file",
+    description=(
+        "The same status and headers as GET with the same Range / If-None-Match / If-Range (Content-Length, "
+        "Content-Range, ETag, Accept-Ranges), no body: for CDNs and download managers."
+    ),
+    responses=errors(
+        304,
+        *AUTH,
+        404,
+        416,
+        extra={
+            200: {"description": "The whole file would be sent."},
+            206: {"description": "Part of the file would be sent."},
+            307: {"description": "Redirect to a signed GCS URL."},
+        },
+    ),
+)
 async def download(
     sha256: Sha256,
+    request: Request,
     registry: RegistryDep,
     _: Poller,
     range_header: Annotated[str | None, Header(alias="range", max_length=1024)] = None,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
     if_range: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
+    head = request.method == "HEAD"
     uri, size = await run_in_threadpool(_locate, registry, sha256)
     etag = f'"{sha256}"'
     headers = {
@@ -112,10 +133,14 @@ async def download(
     span = None if (if_range is not None and if_range.strip() != etag) else parse_range(range_header, size)
     if span is None:
         headers["Content-Length"] = str(size)
+        if head:
+            return Response(status_code=200, headers=headers, media_type="application/octet-stream")
         return StreamingResponse(_iter_range(uri, 0, size), media_type="application/octet-stream", headers=headers)
     start, end = span
     headers["Content-Length"] = str(end - start + 1)
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if head:
+        return Response(status_code=206, headers=headers, media_type="application/octet-stream")
     return StreamingResponse(
         _iter_range(uri, start, end - start + 1),
         status_code=206,

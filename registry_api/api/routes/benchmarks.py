@@ -70,6 +70,7 @@ def _store(registry: Registry, report: BenchmarkReport, key_id: str) -> bool:
         *AUTH,
         400,
         404,
+        413,
         422,
         extra={200: {"model": BenchmarkStored, "description": "Already stored (same benchmark_id)."}},
     ),

@@ -168,6 +168,32 @@ async def manifest(request: Request) -> Response:
     return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
 
 
+@router.head(
+    "/manifest",
+    summary="Poll's headers, without the manifest",
+    description="The same status and headers as GET (ETag, Cache-Control, Vary, Content-Length), no body.",
+    openapi_extra={"parameters": _PARAMETERS, "security": SECURITY},
+    responses=errors(
+        304,
+        *AUTH,
+        404,
+        422,
+        extra={
+            200: {
+                "description": "A manifest would be sent; ETag says which.",
+                "headers": {
+                    "ETag": {"description": "Strong validator of the body.", "schema": {"type": "string"}},
+                    "Cache-Control": {"description": "public, max-age=N", "schema": {"type": "string"}},
+                },
+            }
+        },
+    ),
+)
+async def manifest_head(request: Request) -> Response:
+    status, headers, _ = await poll(request.app.state.registry, request.scope)
+    return Response(status_code=status, headers={k.decode(): v.decode() for k, v in headers})
+
+
 async def poll(registry: Registry, scope: asgi.Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """The whole poll as (status, raw headers, body); `FastPollMiddleware` sends it without the router."""
     headers = dict(scope["headers"])  # lower-case names, as ASGI servers give them
@@ -208,7 +234,7 @@ _POLL_PATH = re.compile(r"^/v1/models/([^/]+)/manifest$")
 
 
 class FastPollMiddleware:
-    """Serves `GET /v1/models/{name}/manifest` without the router and dependency machinery.
+    """Serves `GET` (and `HEAD`) `/v1/models/{name}/manifest` without the router and dependency machinery.
 
     Polls are most of the traffic; routing through every route, FastAPI's dependency solver
     and Starlette's Request and Response objects cost more than the poll itself. Same
@@ -221,7 +247,7 @@ class FastPollMiddleware:
         self.on_error = on_error
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             match = _POLL_PATH.match(scope["path"])
             if match:
                 scope["path_params"] = {"name": match.group(1)}  # scope["path"] is already percent-decoded
@@ -232,7 +258,8 @@ class FastPollMiddleware:
                     await response(scope, receive, send)
                     return
                 await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+                # HEAD: the same headers (Content-Length of the manifest included), no body.
+                await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
                 return
         await self.app(scope, receive, send)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from edge.events import TelemetryBatch, TelemetryReceipt
 from registry_api.api.body import gunzip_capped, read_capped
 from registry_api.api.deps import SECURITY, authorize, bearer_token
+from registry_api.api.problems import describe_errors
 from registry_api.api.responses import AUTH, errors
 from registry_api.core.security import Scope
 from registry_api.errors import InvalidRequest, PayloadTooLarge
@@ -53,7 +55,8 @@ _BODY: dict[str, Any] = {
         "Validated against edge.events.TelemetryEvent. Capped in bytes (Content-Length is checked before "
         "reading, the stream is counted while reading, a gzip body is capped after inflating too) and in "
         "events; both give 413. Idempotent by event_id: resending a batch adds nothing and reports the "
-        "events as duplicates. Attachments (images) are not accepted. The receipt is sent after the "
+        "events as duplicates. Attachments (images) are not accepted. event_time must lie within "
+        "telemetry_max_age_s (default 90 days) before receipt and telemetry_max_skew_s (default 10 min) after. The receipt is sent after the "
         "events are committed to the warehouse `telemetry_events` table."
     ),
     openapi_extra={"requestBody": _BODY, "security": SECURITY},
@@ -74,35 +77,23 @@ async def ingest(request: Request) -> TelemetryReceipt:
     try:
         batch = TelemetryBatch.model_validate_json(raw)
     except ValidationError as exc:
-        raise InvalidRequest(f"not a TelemetryBatch: {describe_errors(exc)}") from None
+        raise InvalidRequest(f"not a TelemetryBatch: {describe_errors(exc.errors(include_url=False))}") from None
     events = batch.events
     if len(events) > settings.max_telemetry_events:
         raise PayloadTooLarge(f"{len(events)} events in one batch; at most {settings.max_telemetry_events}")
+    # One comparison per event, against a window around receipt: outside it a time is a broken clock
+    # (the warehouses would store year 9999, or refuse the whole load), not a queued event.
+    now = dt.datetime.now(dt.UTC)
+    earliest = now - dt.timedelta(seconds=settings.telemetry_max_age_s)
+    latest = now + dt.timedelta(seconds=settings.telemetry_max_skew_s)
     for n, event in enumerate(events):
         if event.attachment is not None:
             raise InvalidRequest(
                 f"events[{n}].attachment: this registry does not accept attachments; send events without images"
             )
+        if not earliest <= event.event_time <= latest:
+            raise InvalidRequest(
+                f"events[{n}].event_time {event.event_time.isoformat()} is outside {earliest:%Y-%m-%dT%H:%MZ} .. "
+                f"{latest:%Y-%m-%dT%H:%MZ} (telemetry_max_age_s, telemetry_max_skew_s); fix the device clock"
+            )
     return await asyncio.wrap_future(registry.writer.submit_events(events))
-
-
-def describe_errors(exc: ValidationError, limit: int = 5) -> str:
-    """`events[57].kind: Input should be … (got 'teleport')`, for the first `limit` problems."""
-    errors = exc.errors(include_url=False)
-    parts = []
-    for error in errors[:limit]:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
-        text = f"{where}: {error['msg']}" if where else error["msg"]
-        if error["type"] not in ("missing", "json_invalid") and isinstance(error.get("input"), str | int | float):
-            text += f" (got {_short(error['input'])})"
-        if error["type"] == "timezone_aware":
-            text += "; send UTC, e.g. 2026-11-23T07:00:00Z"
-        parts.append(text)
-    if len(errors) > limit:
-        parts.append(f"and {len(errors) - limit} more")
-    return "; ".join(parts)
-
-
-def _short(value: object, width: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -17,6 +17,7 @@ from edgeloop.errors import EdgeloopError
 from registry_api import crud, db, publish
 from registry_api.api.body import capped_stream, read_capped
 from registry_api.api.deps import Publisher, Reader, RegistryDep
+from registry_api.api.problems import describe_errors
 from registry_api.api.responses import AUTH, errors
 from registry_api.errors import InvalidRequest, PackageRejected
 from registry_api.models import NAME_PATTERN, PublishByUri, VariantPublic, VersionPublic
@@ -80,13 +81,16 @@ _PUBLISH_BODY: dict[str, Any] = {
 
 def _allowed_uri(registry: Registry, uri: str) -> str:
     """Only package folders under the configured roots may be registered (a publisher is not a shell)."""
+    if "\x00" in uri:  # the OS refuses such a path (ValueError), so it can name no package
+        raise PackageRejected(f"package_uri {uri[:80]!r} contains a NUL character; send the folder's URI")
     try:
         local = storage.is_local(uri)
+        path = storage.local_path(uri) if local else None
     except EdgeloopError as exc:
         raise PackageRejected(str(exc)) from None
     roots = registry.settings.roots
-    if local:
-        resolved = str(storage.local_path(uri).resolve())
+    if path is not None:
+        resolved = str(path.resolve())
         ok = any(
             resolved == str(storage.local_path(r).resolve())
             or resolved.startswith(str(storage.local_path(r).resolve()).rstrip("/") + "/")
@@ -149,11 +153,12 @@ async def publish_version(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     cap = registry.settings.max_package_bytes
     if content_type == "application/json":
-        raw = await read_capped(request, 64 * 1024)
+        raw = await read_capped(request, registry.settings.max_body_bytes)
         try:
             body = PublishByUri.model_validate_json(raw)
         except ValidationError as exc:
-            raise InvalidRequest(f"body is not {{'package_uri': …}}: {exc.errors(include_url=False)}") from None
+            problems = describe_errors(exc.errors(include_url=False))
+            raise InvalidRequest(f"body is not {{'package_uri': …}}: {problems}") from None
         result, created = await run_in_threadpool(_publish_uri, registry, name, body.package_uri, actor)
     elif content_type == "multipart/form-data":
         parser = MultiPartParser(
