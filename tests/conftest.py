@@ -45,7 +45,7 @@ def gcs_emulator() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # generous: a loaded CI box starts the emulator slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"gcp-storage-emulator exited: {proc.stderr.read().decode() if proc.stderr else ''}")
@@ -56,7 +56,7 @@ def gcs_emulator() -> Iterator[str]:
             time.sleep(0.1)
     else:
         proc.kill()
-        raise RuntimeError("gcp-storage-emulator did not start within 30 s")
+        raise RuntimeError("gcp-storage-emulator did not start within 120 s")
     url = f"http://127.0.0.1:{port}"
     old = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = url

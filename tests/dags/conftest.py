@@ -92,10 +92,10 @@ def registry_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     )
     thread = threading.Thread(target=server.run, name="registry", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # generous: a loaded CI box imports and migrates slowly
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the registry did not start within 30 s")
+            raise RuntimeError("the registry did not start within 120 s")
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("EDGELOOP_DAGS_REGISTRY_URL", url)

@@ -35,6 +35,7 @@ class Route:
     fail_first: int = 0  # answer the first N requests with `status_first`
     status_first: int = 503
     requests: int = 0
+    arrived: list[float] = dataclasses.field(default_factory=list)  # time.monotonic() of each request
 
 
 @dataclasses.dataclass
@@ -86,6 +87,7 @@ class FaultServer:
             self._simple(req, 404, b"no such path")
             return
         route.requests += 1
+        route.arrived.append(time.monotonic())
         if route.requests <= route.fail_first:
             self._simple(req, route.status_first, b"injected transient failure")
             return
@@ -123,9 +125,10 @@ class FaultServer:
         try:
             if route.drip_delay_s:
                 for i in range(start, end):
+                    # Counted before the write, so a client never holds a byte the count lacks.
+                    self.bytes_sent[path] = self.bytes_sent.get(path, 0) + 1
                     req.wfile.write(body[i : i + 1])
                     req.wfile.flush()
-                    self.bytes_sent[path] = self.bytes_sent.get(path, 0) + 1
                     time.sleep(route.drip_delay_s)
             else:
                 req.wfile.write(body[start:end])

@@ -88,8 +88,9 @@ def test_server_sending_past_declared_length_is_stopped(fault_server: FaultServe
         download_artifact(http, f"{fault_server.url}/endless", tmp_path, sha256=sha, size=len(data), options=FAST)
     elapsed = time.perf_counter() - t0
     assert not list(tmp_path.iterdir())  # nothing past (or before) the limit is kept
+    # "stopped at 50000" is the proof that the client stopped reading at the declared size (a count);
+    # how long that took is a figure, not a verdict.
     print(f"\nendless body: stopped at the declared {len(data)} B in {elapsed * 1000:.0f} ms, partial file deleted")
-    assert elapsed < 5
     # A server announcing too much is refused before a byte is read.
     fault_server.routes["/big"] = Route(data + b"x")
     with httpx.Client() as http, pytest.raises(edge.OversizeError, match="announces"):
@@ -106,7 +107,10 @@ def test_drip_is_aborted_at_the_deadline_and_resumes_later(fault_server: FaultSe
     elapsed = time.perf_counter() - t0
     kept = (tmp_path / f"{sha}.part").stat().st_size
     print(f"\n1 byte/s drip: aborted after {elapsed:.2f} s (deadline 2 s) with {kept} B kept for a later resume")
-    assert 2.0 <= elapsed < 3.5 and 1 <= kept <= 4
+    # Not before the deadline, and nowhere near the ~2,000 s the whole drip takes (the upper bound
+    # leaves a loaded CI box room; it is not a speed requirement). What is kept is what was sent.
+    assert 2.0 <= elapsed < 60, elapsed
+    assert 1 <= kept <= fault_server.bytes_sent["/drip"] < len(data)
     fault_server.routes["/drip"].drip_delay_s = 0  # the network recovers: the next try resumes
     with httpx.Client() as http:
         result = download_artifact(http, f"{fault_server.url}/drip", tmp_path, sha256=sha, size=len(data), options=FAST)

@@ -36,7 +36,7 @@ class GatedRuntime(Runtime):
 
     def run(self, batch: NDArray[Any]) -> NDArray[Any]:
         self.entered.set()
-        self.gate.wait(10)
+        self.gate.wait(120)  # generous: only the test opening the gate should end the wait
         return self.inner.run(batch)
 
 
@@ -48,12 +48,12 @@ def test_in_flight_call_finishes_on_the_old_model(onnx_v1: Path, onnx_v2: Path) 
     result: list[edge.Prediction] = []
     caller = threading.Thread(target=lambda: result.append(live.run(IMAGE, k=4)))
     caller.start()
-    assert gated.entered.wait(10)  # the call is inside the old model's engine now
+    assert gated.entered.wait(120)  # the call is inside the old model's engine now
     live.swap(loaded(onnx_v2, 2))
     new = live.run(IMAGE, k=4)  # a call made after the swap uses v2 at once, while v1's call is still open
     assert new.version == 2 and len(new.top) == 4
     gated.gate.set()
-    caller.join(10)
+    caller.join(120)
     (old,) = result
     assert old.version == 1 and len(old.top) == len(LABELS)  # finished on v1 (3 labels), not failed
 
@@ -83,9 +83,15 @@ def test_concurrent_callers_during_200_swaps_never_fail(onnx_v1: Path, onnx_v2: 
     for t in threads:
         t.start()
     t0 = time.perf_counter()
+    deadline = time.monotonic() + 120
     for n in range(200):
+        # Swap only once the callers have finished another call since the last swap: the swaps
+        # interleave with calls on a machine of any speed (a fixed pause did not promise that).
+        done = sum(calls)
+        while sum(calls) == done and not errors:
+            assert time.monotonic() < deadline, f"callers stalled after {done} calls"
+            time.sleep(0.0002)
         live.swap(models[n % 3])
-        time.sleep(0.0005)
     stop.set()
     for t in threads:
         t.join()
@@ -94,4 +100,4 @@ def test_concurrent_callers_during_200_swaps_never_fail(onnx_v1: Path, onnx_v2: 
         f"\n200 swaps under 4 concurrent callers: {sum(calls)} calls in {elapsed:.2f} s, "
         f"{len(errors)} failures, {mismatched[0]} half-swapped answers"
     )
-    assert not errors and mismatched[0] == 0 and live.swaps == 200 and sum(calls) > 200
+    assert not errors and mismatched[0] == 0 and live.swaps == 200 and sum(calls) >= 200

@@ -126,13 +126,17 @@ def test_sigkill_at_random_points_of_install_always_leaves_a_loadable_model(
             finally:
                 os._exit(1)
         os.close(write_fd)
-        first = os.read(read_fd, 1)  # wait until the child is inside its install loop (slow starts on a busy box)
-        time.sleep(rng.uniform(0.0, 0.015))
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        assert first and os.WIFSIGNALED(status), "the child stopped before it was killed"
+        # The kill lands after a random number of steps, counted from the child's reports, not
+        # after a random pause: a pause covers a different part of the install on a slow or fast
+        # disk, a count covers every step on any machine (the child runs on between the report
+        # and the signal, so the kill falls inside the step it announced, or a little later).
+        target = rng.randrange(1, 3 * len(STEPS) + 1)
         with os.fdopen(read_fd, "rb") as pipe:
-            seen = (first + pipe.read()).split()
+            reported = [pipe.readline() for _ in range(target)]
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            assert all(reported) and os.WIFSIGNALED(status), "the child stopped before it was killed"
+            seen = (b"".join(reported) + pipe.read()).split()
         last_steps[seen[-1].decode()] += 1
         # Every kill: the pointer names an intact file; every 4th: onnxruntime also loads and runs it.
         assert_loadable(ModelStore(root), run=i % 4 == 0)

@@ -96,10 +96,20 @@ def test_reader_never_sees_a_partial_object(root: str) -> None:
     digests = {hashlib.sha256(v).hexdigest() for v in versions}
     seen: list[str] = []
     stop = threading.Event()
+    read_done = threading.Event()
 
     def reader() -> None:
         while not stop.is_set():
             seen.append(hashlib.sha256(storage.read_bytes(uri)).hexdigest())
+            read_done.set()
+
+    def a_full_read_happens() -> None:
+        # Interleave by event, not by speed: the writer goes on only after the reader has finished
+        # a read begun after this point, so reads fall between the slices of every write.
+        read_done.clear()
+        assert read_done.wait(60), "the reader never ran"
+        read_done.clear()
+        assert read_done.wait(60), "the reader stopped"
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -109,10 +119,11 @@ def test_reader_never_sees_a_partial_object(root: str) -> None:
                 # Written in slices so a non-atomic backend would expose a prefix.
                 for i in range(0, len(version), 50_000):
                     handle.write(version[i : i + 50_000])
+                    a_full_read_happens()
     finally:
         stop.set()
         thread.join()
-    assert seen, "the reader never ran"
+    assert len(seen) >= 2 * 5 * 6  # two reads after each of the 6 slices of 5 writes
     assert set(seen) <= digests
 
 

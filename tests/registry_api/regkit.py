@@ -138,7 +138,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: Any = None
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 120) -> None:
         import subprocess
         import sys
         import time

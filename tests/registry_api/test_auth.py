@@ -109,10 +109,18 @@ def test_revoked_key_is_refused(registry_env: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_rate_limit_gives_429_with_retry_after(registry_env: Path) -> None:
+    from registry_api.core.ratelimit import RateLimiter
+
     tokens = create_keys(reader=1.0)
+    now = [1000.0]
     with TestClient(create_app()) as client:
+        # The limiter's own clock, held still: refills happen when the test moves it, never because
+        # the requests happened to be slow (a loaded box could otherwise refill between them).
+        client.app.state.registry.limiter = RateLimiter(clock=lambda: now[0])  # type: ignore[attr-defined]
         auth = {"Authorization": f"Bearer {tokens['reader']}"}
-        statuses = [client.get("/v1/models", headers=auth) for _ in range(4)]
-    assert [r.status_code for r in statuses[:2]] == [200, 200]  # burst: 2 s of refill
-    limited = [r for r in statuses if r.status_code == 429]
-    assert limited and int(limited[0].headers["retry-after"]) >= 1
+        statuses = [client.get("/v1/models", headers=auth).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]  # burst: 2 s of refill at 1/s
+        limited = client.get("/v1/models", headers=auth)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        now[0] += 1.0  # one second later: one more token
+        assert [client.get("/v1/models", headers=auth).status_code for _ in range(2)] == [200, 429]

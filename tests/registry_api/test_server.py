@@ -102,15 +102,25 @@ def test_server_killed_mid_stream_loses_and_duplicates_nothing(env: dict[str, st
         fresh = events[start : start + per_batch]
         resent = rng.sample(events[:start], k=5) if start else []  # ~5 % sent again
         batches.append(TelemetryBatch(events=[*fresh, *resent]))
+    # The kill is placed by counting acknowledged batches, never by a clock, so it cuts the stream
+    # on a machine of any speed: the sender signals after `cut_after` receipts and the killer
+    # SIGKILLs while batches keep flowing (a request may be in flight); the sender waits for the
+    # kill before batch `cut_after + window`, and the server comes back only after the sender has
+    # seen a batch fail, so at least one batch is retried.
+    cut_after, window = 30, 5
     server = Server(env, workers=1)
     server.start()
-    kills = 0
+    cut, killed, failed = threading.Event(), threading.Event(), threading.Event()
+    acked_at_kill: list[int] = []
+    acked = 0
 
     def killer() -> None:
-        nonlocal kills
-        time.sleep(1.0)
+        if not cut.wait(120):
+            return
         server.kill()
-        kills += 1
+        acked_at_kill.append(acked)
+        killed.set()
+        failed.wait(120)  # no server listens until a batch has failed against the dead one
         server.start()
 
     thread = threading.Thread(target=killer)
@@ -118,8 +128,10 @@ def test_server_killed_mid_stream_loses_and_duplicates_nothing(env: dict[str, st
     auth = {"Authorization": f"Bearer {tokens['device']}", "content-type": "application/json"}
     try:
         thread.start()
-        with httpx.Client(timeout=10) as client:
-            for batch in batches:
+        with httpx.Client(timeout=30) as client:
+            for index, batch in enumerate(batches):
+                if index == cut_after + window:
+                    assert killed.wait(120), "the killer never killed the server"
                 body = batch.model_dump_json()
                 deadline = time.monotonic() + 120
                 while True:
@@ -130,15 +142,23 @@ def test_server_killed_mid_stream_loses_and_duplicates_nothing(env: dict[str, st
                     except httpx.HTTPError:
                         pass
                     retries += 1  # the device's offline queue: same batch, same event_ids, again
+                    failed.set()
                     assert time.monotonic() < deadline, "server did not come back"
-                    time.sleep(0.05)
+                    time.sleep(0.05)  # a retry interval, not a wait for anything to happen
                 receipt = response.json()
                 accepted += receipt["accepted"]
                 duplicates += receipt["duplicates"]
-        thread.join()
+                acked += 1
+                if acked == cut_after:
+                    cut.set()
     finally:
+        cut.set()  # a sender that failed early must not leave the killer waiting
+        failed.set()
+        thread.join()
         server.stop()
-    assert kills == 1 and retries > 0
+    # The kill landed mid-stream: after `cut_after` receipts, before the last batch; something was resent.
+    assert len(acked_at_kill) == 1 and cut_after <= acked_at_kill[0] <= cut_after + window, acked_at_kill
+    assert retries > 0
     with warehouse.connect() as wh:
         counts = wh.query("SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM telemetry_events")[0]
         ids = {r["event_id"] for r in wh.query("SELECT event_id FROM telemetry_events")}
@@ -146,6 +166,7 @@ def test_server_killed_mid_stream_loses_and_duplicates_nothing(env: dict[str, st
     assert ids == {str(e.event_id) for e in events}
     # A batch committed just before the kill is resent and then counts as duplicates, so only <= holds.
     assert accepted <= total and accepted + duplicates >= total + 5 * (len(batches) - 1)
+    print(f"\nSIGKILL after {acked_at_kill[0]} of {len(batches)} batches acknowledged: {retries} retries, {total} rows")
 
 
 def _stream_until_answer(port: int, head: str, total: int, prefix: bytes = b"") -> tuple[int, int]:

@@ -213,9 +213,14 @@ def test_writer_keeps_the_file_open_while_busy_and_lets_go_when_idle(
         return connect(url, ensure=ensure)
 
     monkeypatch.setattr(telemetry.wh_mod, "connect", counting_connect)
-    writer = WarehouseWriter(url, release_after_s=0.3)
-    for _ in range(20):
+    # "Busy" must not depend on how fast this box turns a receipt into the next batch: during the
+    # burst the idle limit is far longer than any pause between batches; for the idle part it is
+    # short, so the release comes at once (the writer reads the limit before every wait).
+    writer = WarehouseWriter(url, release_after_s=120)
+    for _ in range(19):
         assert _wait(writer, _batch(10).events).accepted == 10
+    writer.release_after_s = 0.05
+    assert _wait(writer, _batch(10).events).accepted == 10
     assert opened == [True]  # one open for the burst; tables and views checked once
     # Idle now: another process gets the file (it retries while the lock is held).
     other = subprocess.run(
