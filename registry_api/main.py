@@ -115,8 +115,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "Versioned, signed model delivery for on-device classifiers: publish packages, move aliases with "
             "staged rollouts, let devices poll signed manifests cheaply (ETag/304) and download by sha256, and "
             "ingest telemetry and benchmarks. Auth: API keys (`Authorization: Bearer elk_…`) with roles "
-            "publisher, device, qa (benchmark uploads) and reader. Bodies are strict JSON: no NaN/Infinity, no NUL in strings, no lone "
-            'surrogates (400); errors are `{"detail": "<what is wrong and what to send>"}`.'
+            "publisher, device, qa (benchmark uploads) and reader. Bodies are strict JSON: no NaN/Infinity, "
+            'no NUL in strings, no lone surrogates (400); errors are `{"detail": "<what is wrong and what to send>"}`.'
         ),
         lifespan=lifespan,
     )

@@ -190,6 +190,23 @@ def test_nan_model_is_reverted_within_one_health_check_and_never_retried(
     print(f"\nNaN model v{bad}: reverted to v2 after 1 health check, blocked, not retried after restart")
 
 
+def bundled_options(
+    fault_server: FaultServer, tmp_path: Path, public_keys: Any, bundled: Path, **kw: Any
+) -> UpdaterOptions:
+    """Options for a device talking to the fault server, starting from `bundled` as its v1."""
+    base: dict[str, Any] = {
+        "registry_url": fault_server.url,
+        "model": "shelf-products",
+        "store_dir": tmp_path / "d",
+        "public_keys": public_keys,
+        "runtime": "onnxruntime",
+        "bundled_model": bundled,
+        "bundled_version": 1,
+        "mode": UpdateMode.LOCAL,
+    }
+    return UpdaterOptions(**{**base, **kw})
+
+
 def _queued(updater: Updater) -> list[dict[str, Any]]:
     import json
 
@@ -299,14 +316,11 @@ def test_poller_honours_retry_after_and_backs_off(
 ) -> None:
     route = Route(b"", status=429, retry_after="1")
     fault_server.routes["/v1/models/shelf-products/manifest"] = route
-    opts = UpdaterOptions(
-        registry_url=fault_server.url,
-        model="shelf-products",
-        store_dir=tmp_path / "d",
-        public_keys=public_keys,
-        runtime="onnxruntime",
-        bundled_model=onnx_v1,
-        bundled_version=1,
+    opts = bundled_options(
+        fault_server,
+        tmp_path,
+        public_keys,
+        onnx_v1,
         mode=UpdateMode.LOCAL_THEN_BACKGROUND,
         backoff_initial_s=0.01,  # without Retry-After the poller would come back within ~10 ms
         poll_interval_s=0.01,
@@ -334,14 +348,11 @@ def test_huge_retry_after_is_capped_for_the_poller_and_telemetry(
     uploads = Route(b"", status=503, retry_after="99999999")
     fault_server.routes["/v1/models/shelf-products/manifest"] = polls
     fault_server.routes["/v1/telemetry"] = uploads
-    opts = UpdaterOptions(
-        registry_url=fault_server.url,
-        model="shelf-products",
-        store_dir=tmp_path / "d",
-        public_keys=public_keys,
-        runtime="onnxruntime",
-        bundled_model=onnx_v1,
-        bundled_version=1,
+    opts = bundled_options(
+        fault_server,
+        tmp_path,
+        public_keys,
+        onnx_v1,
         mode=UpdateMode.LOCAL_THEN_BACKGROUND,
         backoff_initial_s=0.01,
         backoff_max_s=0.05,
@@ -400,16 +411,7 @@ def test_tampered_manifest_in_transit_is_rejected_before_any_download(
     tampered = {**good, "artifact_url": "http://evil.example/x.onnx"}
     route = Route(json.dumps(tampered).encode(), content_type="application/json")
     fault_server.routes["/v1/models/shelf-products/manifest"] = route
-    opts = UpdaterOptions(
-        registry_url=fault_server.url,
-        model="shelf-products",
-        store_dir=tmp_path / "d",
-        public_keys=public_keys,
-        runtime="onnxruntime",
-        bundled_model=onnx_v1,
-        bundled_version=1,
-        mode=UpdateMode.LOCAL,
-    )
+    opts = bundled_options(fault_server, tmp_path, public_keys, onnx_v1)
     with Updater(opts) as updater:
         result = updater.check_now()
         assert result.status == UpdateStatus.REJECTED and "ManifestError" in result.detail
@@ -439,16 +441,7 @@ def test_endless_manifest_answer_is_cut_off(
 ) -> None:
     route = Route(b'{"model": "', content_type="application/json", endless=True)
     fault_server.routes["/v1/models/shelf-products/manifest"] = route
-    opts = UpdaterOptions(
-        registry_url=fault_server.url,
-        model="shelf-products",
-        store_dir=tmp_path / "d",
-        public_keys=public_keys,
-        runtime="onnxruntime",
-        bundled_model=onnx_v1,
-        bundled_version=1,
-        mode=UpdateMode.LOCAL,
-    )
+    opts = bundled_options(fault_server, tmp_path, public_keys, onnx_v1)
     with Updater(opts) as updater:
         result = updater.check_now()
         assert result.status == UpdateStatus.REJECTED and "exceeds" in result.detail, result

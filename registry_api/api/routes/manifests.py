@@ -127,6 +127,16 @@ def _device(query: dict[str, str]) -> Device:
     return Device(**values)
 
 
+def _responses(ok: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """The poll's documented answers, GET and HEAD alike: `ok` is the 200, which gains the caching headers."""
+    headers = {
+        "ETag": {"description": "Strong validator of the body.", "schema": {"type": "string"}},
+        "Cache-Control": {"description": "public, max-age=N", "schema": {"type": "string"}},
+        "Vary": {"description": "Authorization, X-API-Key", "schema": {"type": "string"}},
+    }
+    return errors(304, *AUTH, 404, 422, extra={200: {**ok, "headers": headers}})
+
+
 @router.get(
     "/manifest",
     summary="Poll: the signed manifest for this device",
@@ -144,23 +154,11 @@ def _device(query: dict[str, str]) -> Device:
         "`state_cache_ttl_s`."
     ),
     openapi_extra={"parameters": _PARAMETERS, "security": SECURITY},
-    responses=errors(
-        304,
-        *AUTH,
-        404,
-        422,
-        extra={
-            200: {
-                "description": "The signed manifest (edge.manifest.Manifest plus `signature`).",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Manifest"}, "example": _EXAMPLE}
-                },
-                "headers": {
-                    "ETag": {"description": "Strong validator of the body.", "schema": {"type": "string"}},
-                    "Cache-Control": {"description": "public, max-age=N", "schema": {"type": "string"}},
-                },
-            }
-        },
+    responses=_responses(
+        {
+            "description": "The signed manifest (edge.manifest.Manifest plus `signature`).",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Manifest"}, "example": _EXAMPLE}},
+        }
     ),
 )
 async def manifest(request: Request) -> Response:
@@ -173,21 +171,7 @@ async def manifest(request: Request) -> Response:
     summary="Poll's headers, without the manifest",
     description="The same status and headers as GET (ETag, Cache-Control, Vary, Content-Length), no body.",
     openapi_extra={"parameters": _PARAMETERS, "security": SECURITY},
-    responses=errors(
-        304,
-        *AUTH,
-        404,
-        422,
-        extra={
-            200: {
-                "description": "A manifest would be sent; ETag says which.",
-                "headers": {
-                    "ETag": {"description": "Strong validator of the body.", "schema": {"type": "string"}},
-                    "Cache-Control": {"description": "public, max-age=N", "schema": {"type": "string"}},
-                },
-            }
-        },
-    ),
+    responses=_responses({"description": "A manifest would be sent; ETag says which."}),
 )
 async def manifest_head(request: Request) -> Response:
     status, headers, _ = await poll(request.app.state.registry, request.scope)
