@@ -54,7 +54,8 @@ def _status_of(exc: Exception) -> int:
 
 async def _on_error(request: Request, exc: Exception) -> Response:
     status = _status_of(exc)
-    headers: dict[str, str] = {}
+    # An error is about this request (its key, its moment): a cache in front must not answer others with it.
+    headers: dict[str, str] = {"Cache-Control": "no-store"}
     if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(int(exc.retry_after))
     elif isinstance(exc, errors.RangeNotSatisfiable):

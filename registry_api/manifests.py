@@ -237,7 +237,13 @@ class ManifestService:
         sequence = info.sequence
         if alias != PRODUCTION and PRODUCTION in snap.aliases:
             sequence = max(sequence, snap.aliases[PRODUCTION].sequence)
-        rollback = info.rollback and served == "target"
+        # A fallback to production carries production's own rollback: its devices follow it back down too.
+        if served == "target":
+            rollback = info.rollback
+        elif served == "production":
+            rollback = snap.aliases[PRODUCTION].rollback
+        else:
+            rollback = False
         return Resolution(number, variant, served, rollback, info.rollout_percent, sequence)
 
     def signed(self, model: str, alias: str, res: Resolution, snap: ModelSnapshot | None = None) -> SignedManifest:

@@ -49,4 +49,8 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 `{"detail": "body.version: Input should be …; fix and resend (schema: /openapi.json)"}`."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     text = describe_errors(errors) or str(exc)[:200]
-    return JSONResponse({"detail": f"{text}; fix and resend (schema: /openapi.json)"}, status_code=422)
+    return JSONResponse(
+        {"detail": f"{text}; fix and resend (schema: /openapi.json)"},
+        status_code=422,
+        headers={"Cache-Control": "no-store"},
+    )

@@ -245,3 +245,35 @@ def test_database_from_before_sequences_gets_the_column_at_start_up(registry_env
         assert verify(old.content, _pins(h)).sequence == 0  # rows from before start at 0 ...
         assert h.set_alias("production", {"version": 1, "reason": "again"}).status_code == 200
         assert verify(h.manifest(device_id="d1").content, _pins(h)).sequence == 1  # ... and grow from there
+
+
+def test_a_fallback_to_production_carries_productions_rollback(harness: Harness, tmp_path: Path) -> None:
+    """A canary device outside the canary's rollout follows production, down as well as up."""
+    for run in ("run-1", "run-2", "run-3"):
+        assert harness.publish(make_package(tmp_path / run, run=run)).status_code == 201
+    assert harness.set_alias("production", {"version": 1}).status_code == 200
+    assert harness.set_alias("production", {"version": 2}).status_code == 200
+    assert harness.set_alias("canary", {"version": 3, "rollout_percent": 0}).status_code == 200
+    before = harness.manifest(alias="canary", device_id="d-1", runtime="litert").json()
+    assert (before["served"], before["version"], before["rollback"]) == ("production", 2, False)
+
+    rolled = harness.client.post(
+        "/v1/models/shelf-products/aliases/production/rollback",
+        json={"reason": "crash rate up"},
+        headers=harness.auth(harness.publisher),
+    )
+    assert rolled.status_code == 200, rolled.text
+    after = harness.manifest(alias="canary", device_id="d-1", runtime="litert").json()
+    assert (after["served"], after["version"], after["rollback"]) == ("production", 1, True)
+    assert after["sequence"] > before["sequence"]
+
+
+def test_errors_are_never_kept_by_a_shared_cache(harness: Harness) -> None:
+    no_key = harness.client.get("/v1/models/shelf-products/manifest")
+    unknown = harness.client.get("/v1/models/no-such-model/manifest", headers=harness.auth(harness.device))
+    invalid = harness.client.put(
+        "/v1/models/shelf-products/aliases/production", json={"version": "x"}, headers=harness.auth(harness.publisher)
+    )
+    for response, status in ((no_key, 401), (unknown, 404), (invalid, 422)):
+        assert response.status_code == status, response.text
+        assert response.headers["cache-control"] == "no-store"
