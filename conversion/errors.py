@@ -5,7 +5,9 @@ ConversionError          a model or package cannot be converted as asked
 ├── LabelMismatch        the card's labels differ from the dataset's label map
 ├── MissingData          no eval or representative images
 ├── UnsupportedOps       the converter met ops it cannot express
-└── UnsupportedOpset     the ONNX opset is outside what tf2onnx / onnxruntime run
+├── UnsupportedOpset     the ONNX opset is outside what tf2onnx / onnxruntime run
+└── MetadataToolError    the MediaPipe tool environment cannot be built or refused a file
+                         (defined in conversion.tflite_metadata)
 """
 
 from __future__ import annotations

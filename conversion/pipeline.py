@@ -4,7 +4,8 @@
     result.package_uri, result.card.publishable_variants(), print(result.table)
 
 For each variant in the table (`edge.variants`): export (`conversion.exporters`), embed
-labels and input spec (`edge.metadata`), read the file back (`conversion.inspection`),
+labels and input spec (`edge.metadata`; TFLite files also get the standard TFLite Metadata
+MediaPipe Tasks reads, `conversion.tflite_metadata`), read the file back (`conversion.inspection`),
 run the eval split through `edge.runtime` — the code devices run — and judge it against
 the Keras model (`conversion.gate`), then time it with `edge.bench` in a fresh process.
 A variant that fails is kept for inspection, marked not publishable, with the reason.
@@ -374,7 +375,9 @@ def _embed(raw: Path, target: Path, spec: VariantSpec, card: ModelCard) -> inspe
         run_id=card.lineage.run_id,
     )
     if spec.runtime == "litert":
-        target.write_bytes(md.tflite_with_metadata(raw.read_bytes(), meta))
+        from conversion import tflite_metadata
+
+        tflite_metadata.write(raw, target, meta)
     else:
         import onnx
 

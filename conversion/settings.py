@@ -32,6 +32,14 @@ class ConvertSettings(BaseSettings):
     runs: int = Field(default=50, ge=1, description="Timed latency runs per variant (after warm-up).")
     warmup: int = Field(default=5, ge=0, description="Untimed warm-up runs per variant.")
     output: str = Field(default="", description="Package root (default: <workspace>/packages).")
+    mediapipe_env: str = Field(
+        default="",
+        description="Folder of the MediaPipe tool environment that writes standard TFLite Metadata "
+        "(default: .tools/mediapipe-env in a source checkout, else ~/.cache/edgeloop/mediapipe-env).",
+    )
+    mediapipe_python: str = Field(
+        default="", description="Python 3.11/3.12 the tool environment is built with (default: this one)."
+    )
     # The parity gate. Drops are fractions (0.01 = 1 point).
     max_f1_drop: float = Field(default=0.01, ge=0, description="Max macro-F1 drop vs Keras.")
     max_recall_drop: float = Field(default=0.03, ge=0, description="Max per-class recall drop vs Keras.")
