@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from conversion import gate, inspection
+from conversion import gate, inspection, tflite_metadata
 from conversion.card import (
     CARD_NAME,
     ConversionInfo,
@@ -59,6 +59,7 @@ from edgeloop.errors import ConfigError, NotFound
 log = logging.getLogger(__name__)
 
 LABELS_NAME = "labels.txt"
+NHWC_DENOTATION = ("DATA_BATCH", "DATA_FEATURE", "DATA_FEATURE", "DATA_CHANNEL")
 BENCHMARK_NAME = "benchmark.md"
 PARITY_BATCH = 32
 
@@ -375,8 +376,6 @@ def _embed(raw: Path, target: Path, spec: VariantSpec, card: ModelCard) -> inspe
         run_id=card.lineage.run_id,
     )
     if spec.runtime == "litert":
-        from conversion import tflite_metadata
-
         tflite_metadata.write(raw, target, meta)
     else:
         import onnx
@@ -389,6 +388,14 @@ def _embed(raw: Path, target: Path, spec: VariantSpec, card: ModelCard) -> inspe
         for key, value in props.items():
             model.metadata_props.add(key=key, value=value)
         model.producer_name = "edgeloop"
+        # onnxruntime shows doc_string as the model's description; the denotations say which
+        # input is the image and which axis is what (ONNX's TypeDenotation / DimensionDenotation).
+        model.doc_string = tflite_metadata.description(meta)
+        constants = {i.name for i in model.graph.initializer}
+        image = next(i for i in model.graph.input if i.name not in constants).type
+        image.denotation = "IMAGE"
+        for dim, name in zip(image.tensor_type.shape.dim, NHWC_DENOTATION, strict=True):
+            dim.denotation = name
         onnx.save(model, str(target))
     return inspection.read(target, spec)
 

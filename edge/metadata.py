@@ -4,7 +4,9 @@
   Support and MediaPipe use for labels (the interpreter ignores trailing bytes). It holds
   `edgeloop.json` and `labels.txt`; `zipfile` reads it, so no TensorFlow is needed.
 * ONNX: `metadata_props["edgeloop"]` holds the same JSON; onnxruntime exposes it as
-  custom metadata, so no `onnx` package is needed on the device.
+  custom metadata, so no `onnx` package is needed on the device. Beside it, `labels` (one
+  per line) and the image keys of ONNX's metadata spec (`Image.BitmapPixelFormat`,
+  `Image.ColorSpaceGamma`, `Image.NominalPixelRange`) that onnxruntime and Windows ML show.
 """
 
 from __future__ import annotations
@@ -65,9 +67,17 @@ def read_tflite(path: str | Path) -> ModelMetadata:
         ) from None
 
 
+# ONNX's docs/MetadataProps.md: how an image input wants its pixels. Ours: RGB bytes, sRGB, 0..255.
+ONNX_IMAGE_PROPS = {
+    "Image.BitmapPixelFormat": "Rgb8",
+    "Image.ColorSpaceGamma": "SRGB",
+    "Image.NominalPixelRange": "NominalRange_0_255",
+}
+
+
 def onnx_metadata_props(meta: ModelMetadata) -> dict[str, str]:
     """The `metadata_props` entries to set on an ONNX model."""
-    return {ONNX_KEY: meta.model_dump_json(), "labels": "\n".join(meta.labels)}
+    return {ONNX_KEY: meta.model_dump_json(), "labels": "\n".join(meta.labels), **ONNX_IMAGE_PROPS}
 
 
 def from_onnx_custom_map(custom: dict[str, Any], origin: str) -> ModelMetadata:

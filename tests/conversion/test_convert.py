@@ -130,6 +130,34 @@ assert "tensorflow" not in sys.modules, "TensorFlow was imported"
     assert lines[1] == "onnx_int8 float32 None float32"
 
 
+@pytest.mark.parametrize("name", [n for n, s in VARIANTS.items() if s.runtime == "onnxruntime"])
+def test_onnx_files_show_labels_and_image_spec_in_onnxruntime(
+    name: str, converted: tuple[ConversionResult, Path], tiny_run: Any
+) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    result, _ = converted
+    path = str(Path(result.package_uri) / result.variant(name).file)
+    shown = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_modelmeta()
+    custom = dict(shown.custom_metadata_map)
+    assert custom["labels"].split("\n") == tiny_run.splits.labels
+    assert (custom["Image.BitmapPixelFormat"], custom["Image.ColorSpaceGamma"], custom["Image.NominalPixelRange"]) == (
+        "Rgb8",
+        "SRGB",
+        "NominalRange_0_255",
+    )
+    assert "edgeloop" in custom and name in shown.description and "96x96" in shown.description
+    image = onnx.load(path).graph.input[0].type
+    assert image.denotation == "IMAGE"
+    assert [d.denotation for d in image.tensor_type.shape.dim] == [
+        "DATA_BATCH",
+        "DATA_FEATURE",
+        "DATA_FEATURE",
+        "DATA_CHANNEL",
+    ]
+
+
 def test_int8_files_are_really_quantized(converted: tuple[ConversionResult, Path]) -> None:
     result, _ = converted
     package = Path(result.package_uri)
