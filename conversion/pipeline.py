@@ -48,7 +48,7 @@ from conversion.card import (
 )
 from conversion.data import ConversionData
 from conversion.errors import ConversionError, RunGateFailed
-from conversion.report import markdown_table
+from conversion.report import app_usage, markdown_table
 from conversion.settings import MAX_OPSET, MIN_OPSET, ConvertSettings, get_convert_settings
 from edge import metadata as md
 from edge.manifest import InputSpec
@@ -279,7 +279,8 @@ def convert(
         new_card = card.model_copy(update={"variants": entries, "conversion": info})
         table = markdown_table(entries, keras_macro_f1=keras_metrics.macro_f1, keras_accuracy=keras_metrics.accuracy)
         (build / LABELS_NAME).write_text("\n".join(card.labels) + "\n", encoding="utf-8")
-        (build / BENCHMARK_NAME).write_text(f"# {card.name} {card.version}\n\n{table}", encoding="utf-8")
+        usage = app_usage(entries)
+        (build / BENCHMARK_NAME).write_text(f"# {card.name} {card.version}\n\n{table}{usage}", encoding="utf-8")
         (build / CARD_NAME).write_text(new_card.model_dump_json(indent=2) + "\n", encoding="utf-8")
     if options.record:
         record(new_card, final_uri)

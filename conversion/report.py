@@ -57,3 +57,51 @@ def markdown_table(
         lines.append("")
         lines.extend(f"- **{e.variant}** not publishable: {e.reason}" for e in failed)
     return "\n".join(lines) + "\n"
+
+
+def app_usage(entries: Sequence[VariantEntry]) -> str:
+    """How an app loads a TFLite variant of this package with MediaPipe Tasks (for `benchmark.md`).
+
+    Names the smallest publishable TFLite file; empty when there is none.
+    """
+    tflite = sorted((e for e in entries if e.runtime == "litert" and e.publishable), key=lambda e: e.size)
+    if not tflite:
+        return ""
+    file = tflite[0].file
+    return f"""
+## Use it in an app (MediaPipe Tasks)
+
+Every `.tflite` file here carries standard TFLite Metadata (labels, RGB input size, normalization), so
+MediaPipe Tasks' `ImageClassifier` loads it as it is and names categories with the labels:
+
+```kotlin
+// Android (com.google.mediapipe:tasks-vision)
+val options = ImageClassifier.ImageClassifierOptions.builder()
+    .setBaseOptions(BaseOptions.builder().setModelAssetPath("{file}").build())
+    .setMaxResults(3).build()
+val top = ImageClassifier.createFromOptions(context, options)
+    .classify(BitmapImageBuilder(bitmap).build())
+    .classificationResult().classifications()[0].categories()[0]   // top.categoryName(), top.score()
+```
+
+```swift
+// iOS (MediaPipeTasksVision)
+let options = ImageClassifierOptions()
+options.baseOptions.modelAssetPath = Bundle.main.path(forResource: "{file.removesuffix(".tflite")}", ofType: "tflite")!
+options.maxResults = 3
+let result = try ImageClassifier(options: options).classify(image: MPImage(uiImage: photo))
+let top = result.classificationResult.classifications[0].categories[0]   // top.categoryName, top.score
+```
+
+```ts
+// Web (@mediapipe/tasks-vision)
+const vision = await FilesetResolver.forVisionTasks("/mediapipe/wasm");
+const classifier = await ImageClassifier.createFromOptions(vision, {{
+  baseOptions: {{ modelAssetPath: "/models/{file}" }}, maxResults: 3,
+}});
+const top = classifier.classify(image).classifications[0].categories[0];   // top.categoryName, top.score
+```
+
+edgeloop's device SDK adds what a bundled file cannot: signed, pinned-key updates from the registry,
+staged rollout, atomic swap with health check and rollback, and telemetry back to the warehouse.
+"""

@@ -10,7 +10,7 @@ from conversion.card import VariantEntry, VariantLatency
 from conversion.data import ConversionData
 from conversion.errors import LabelMismatch, MissingData
 from conversion.pipeline import parse_variants, warehouse_rows
-from conversion.report import markdown_table
+from conversion.report import app_usage, markdown_table
 from conversion.settings import ConvertSettings, get_convert_settings
 from edge.variants import VARIANTS
 from edgeloop.errors import ConfigError
@@ -190,6 +190,16 @@ def test_markdown_table_rows_and_reasons() -> None:
     )
     assert "| onnx_int8 | ❌ |" in lines[4]
     assert lines[-1] == "- **onnx_int8** not publishable: parity gate failed: top-1 agreement 50%"
+
+
+def test_app_usage_loads_the_smallest_publishable_tflite_file_in_kotlin_swift_and_typescript() -> None:
+    small = _entry("tflite_int8").model_copy(update={"size": 600_000})
+    broken = _entry("tflite_fp16", False, "parity").model_copy(update={"size": 100_000})
+    usage = app_usage([_entry("tflite_fp32"), small, broken])
+    assert usage.count('"m-tflite_int8.tflite"') == 1 and '"/models/m-tflite_int8.tflite"' in usage
+    assert 'forResource: "m-tflite_int8", ofType: "tflite"' in usage
+    assert "```kotlin" in usage and "```swift" in usage and "```ts" in usage and "fp16" not in usage
+    assert app_usage([broken]) == ""
 
 
 def test_parse_variants() -> None:
