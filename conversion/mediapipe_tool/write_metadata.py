@@ -10,7 +10,7 @@ in the same archive. The metadata is assembled from MediaPipe's `metadata_info` 
 rather than `image_classifier.MetadataWriter` because that writer records no model
 version, no image size and no model-level associated file.
 
-Writes the MediaPipe displayer's JSON next to the output (SPEC["displayer_json"]).
+Also writes what MediaPipe's metadata displayer shows to SPEC["displayer_json"].
 Exit status 0 on success; on failure one line on stderr naming the problem.
 """
 
