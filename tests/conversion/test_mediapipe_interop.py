@@ -72,8 +72,10 @@ def test_mediapipe_top1_agrees_with_the_edge_runtime(
     theirs = np.asarray(mediapipe_view[name]["top1"])
     agreement = float(np.mean(ours == theirs))
     log.warning("%s: MediaPipe top-1 agrees with edge.runtime on %.4f of %d photos", name, agreement, len(ours))
-    # Float variants run the same float kernels in both runtimes; quantized ones may round differently.
-    assert agreement >= (1.0 if VARIANTS[name].quantization != "int8" else MIN_AGREEMENT_QUANTIZED)
+    # Float weights mean float arithmetic in both runtimes: the same top-1 on these well-separated photos.
+    # Integer weights (dynamic, int8) are quantized arithmetic, which MediaPipe's XNNPACK may round
+    # differently from LiteRT's kernels (on the demo's package: 1 photo of 235 for tflite_dynamic).
+    assert agreement >= (MIN_AGREEMENT_QUANTIZED if VARIANTS[name].weights_quantized else 1.0)
 
 
 @pytest.mark.parametrize("name", TFLITE)
