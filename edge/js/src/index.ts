@@ -16,3 +16,19 @@ export {
   verifyManifest,
 } from "./manifest.js";
 export { checkBytes, checkManifest, type Expectations } from "./verify.js";
+export { backoffDelay, parseRetryAfter, pollDelay, type Random } from "./backoff.js";
+export { type ClientOptions, type Fetch, MAX_MANIFEST_BYTES, type ManifestResponse, type PollParams, RegistryClient } from "./client.js";
+export { type DownloadOptions, type DownloadResult, downloadArtifact } from "./download.js";
+export { EMPTY_STATE, type InstalledModel, MemoryStore, type ModelStore, type PartialDownload, type StoreState } from "./store.js";
+export {
+  type DeadLetter,
+  type EventKind,
+  type FlushResult,
+  MemoryQueueStorage,
+  type QueueContents,
+  type QueueOptions,
+  type QueueStorage,
+  type TelemetryEvent,
+  TelemetryQueue,
+} from "./telemetry.js";
+export { type DeviceInfo, type UpdateResult, type UpdateStatus, Updater, type UpdaterOptions } from "./updater.js";
