@@ -439,7 +439,57 @@ def build() -> dict[str, Any]:
         "manifest_cases": cases,
         "file_cases": file_cases,
         "canonical_cases": canonical,
+        "preprocess_cases": preprocess_cases(),
+        "quantize_cases": quantize_cases(),
     }
+
+
+def preprocess_cases() -> list[dict[str, Any]]:
+    """Source RGB pixels -> the model-size pixels `edge.runtime.to_pixels` makes of them (Pillow bilinear)."""
+    import numpy as np
+
+    from edge.runtime import to_pixels
+
+    out = []
+    for (w, h), (ow, oh) in [
+        ((40, 30), (16, 16)),
+        ((7, 5), (16, 16)),
+        ((97, 61), (24, 24)),
+        ((16, 16), (16, 16)),
+        ((1, 1), (3, 3)),
+        ((120, 90), (96, 96)),
+        ((64, 256), (32, 8)),
+    ]:
+        src = np.frombuffer(artifact(f"image-{w}x{h}", w * h * 3), dtype=np.uint8).reshape(h, w, 3)
+        got = to_pixels(src, (ow, oh))
+        out.append(
+            {
+                "name": f"bilinear-{w}x{h}-to-{ow}x{oh}",
+                "width": w,
+                "height": h,
+                "rgb_b64": base64.b64encode(src.tobytes()).decode(),
+                "out_width": ow,
+                "out_height": oh,
+                "expected_b64": base64.b64encode(np.ascontiguousarray(got).tobytes()).decode(),
+            }
+        )
+    return out
+
+
+def quantize_cases() -> list[dict[str, Any]]:
+    """Every pixel value 0..255 -> `edge.runtime.quantize` for a few dtypes, scales and zero points."""
+    import numpy as np
+
+    from edge.runtime import quantize
+
+    pixels = np.arange(256, dtype=np.uint8)
+    out = []
+    for dtype, scale, zero in [("uint8", 1.0, 0), ("uint8", 2.0, 0), ("uint8", 0.3, 10), ("int8", 1.0, -128),
+                               ("int8", 0.9999, -128), ("uint8", 1 / 255, 0), ("int8", 2.5, 3)]:  # fmt: skip
+        q = quantize(pixels, np.dtype(dtype), scale, zero)
+        out.append({"name": f"{dtype}-{scale!r}-{zero}", "dtype": dtype, "scale": scale, "zero_point": zero,
+                    "expected": [int(v) for v in q]})  # fmt: skip
+    return out
 
 
 def canonical_cases() -> list[tuple[str, str, str, str | None]]:

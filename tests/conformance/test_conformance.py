@@ -86,3 +86,24 @@ def test_canonical_case(case: dict[str, Any]) -> None:
     except (edge.ManifestError, ValueError):
         got = None
     assert got == case["canonical"], case["description"]
+
+
+@pytest.mark.parametrize("case", VECTORS["preprocess_cases"], ids=lambda c: c["name"])
+def test_preprocess_case(case: dict[str, Any]) -> None:
+    import numpy as np
+
+    from edge.runtime import to_pixels
+
+    src = np.frombuffer(base64.b64decode(case["rgb_b64"]), dtype=np.uint8).reshape(case["height"], case["width"], 3)
+    got = to_pixels(src, (case["out_width"], case["out_height"]))
+    assert got.tobytes() == base64.b64decode(case["expected_b64"])
+
+
+@pytest.mark.parametrize("case", VECTORS["quantize_cases"], ids=lambda c: c["name"])
+def test_quantize_case(case: dict[str, Any]) -> None:
+    import numpy as np
+
+    from edge.runtime import quantize
+
+    got = quantize(np.arange(256, dtype=np.uint8), np.dtype(case["dtype"]), case["scale"], case["zero_point"])
+    assert [int(v) for v in got] == case["expected"]

@@ -32,3 +32,4 @@ export {
   TelemetryQueue,
 } from "./telemetry.js";
 export { type DeviceInfo, type UpdateResult, type UpdateStatus, Updater, type UpdaterOptions } from "./updater.js";
+export { type InputDtype, quantize, toPixels } from "./preprocess.js";
