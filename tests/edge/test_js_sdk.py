@@ -78,6 +78,20 @@ def test_install_304_update_and_refusals(
     assert result["current"] == 2
 
 
+def test_a_model_failing_its_health_check_is_reverted_and_blocked(
+    registry: RegistryServer, tmp_path: Path, onnx_v1: Path, onnx_nan: Path
+) -> None:
+    store = tmp_path / "device"
+    registry.set_alias(registry.publish({"onnx_fp32": onnx_v1}, "run-1", LABELS))
+    assert node("check", registry.url, store, registry)["current"] == 1
+    registry.set_alias(registry.publish({"onnx_fp32": onnx_nan}, "run-2", [*LABELS, "cedar-deodorant"]))
+    result = node("check", registry.url, store, registry)
+    assert result["status"] == "reverted" and "non-finite" in result["detail"] and result["current"] == 1, result
+    # As the Python SDK: the refused answer's ETag is kept (a 304 next), and the file is blocked here.
+    assert node("check", registry.url, store, registry)["status"] == "not_modified"
+    assert json.loads((store / "state.json").read_text())["blocked"] == [f"2:{sha256(onnx_nan)}"]
+
+
 def test_replayed_rollback_is_refused(
     registry: RegistryServer, fault_server: FaultServer, tmp_path: Path, onnx_v1: Path, onnx_v2: Path
 ) -> None:
@@ -122,3 +136,37 @@ def test_telemetry_delivered_once_across_a_registry_outage(
     registry.start()
     assert node("flush", registry.url, store, registry)["accepted"] == 6
     assert node("flush", registry.url, store, registry)["batches"] == 0
+
+
+def test_same_top1_as_the_python_sdk_on_product_photos(tmp_path: Path, onnx_v2: Path) -> None:
+    """Preprocessing and inference in Node give the Python SDK's probabilities, photo by photo."""
+    import numpy as np
+
+    import edge.runtime
+    from edgeloop.synth import catalogue, render
+
+    classifier = edge.runtime.load(onnx_v2)
+    photos = []
+    for k, spec in enumerate(catalogue(4, seed=3)):
+        image = render(spec, k, size=48 + 17 * k)  # sizes that are not the model's: the resize is exercised
+        path = tmp_path / f"photo{k}.rgb"
+        path.write_bytes(np.asarray(image.convert("RGB"), dtype=np.uint8).tobytes())
+        photos.append((path, image))
+    args = [str(NODE), str(CLI), "classify", "--file", str(onnx_v2), "--size", str(classifier.size[0])]
+    args += ["--labels", json.dumps(classifier.labels)]
+    outputs = []
+    for path, image in photos:
+        run = subprocess.run(
+            [*args, "--image", str(path), "--image-width", str(image.width)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        outputs.append(json.loads(run.stdout))
+    for (_, image), out in zip(photos, outputs, strict=True):
+        expected = classifier.predict([image])[0]
+        assert out["top1"] == classifier.labels[int(np.argmax(expected))]
+        # Same pixels in, same float32 model: only the engines' summation order may differ.
+        np.testing.assert_allclose(out["probabilities"], expected, rtol=1e-4, atol=1e-6)

@@ -13,6 +13,8 @@
  * │   ├── DeadlineExceeded ..... overall download deadline hit
  * │   └── OversizeError ........ server sent more bytes than the manifest declares
  * ├── RegistryError ............ HTTP status or network failure talking to the registry
+ * ├── ModelLoadError ........... the runtime cannot load or run a file
+ * ├── HealthCheckFailed ........ a freshly installed model failed its probes; reverted
  * └── StoreError ............... the model store is unusable
  */
 
@@ -35,6 +37,8 @@ export class DownloadError extends EdgeError {}
 export class DeadlineExceeded extends DownloadError {}
 export class OversizeError extends DownloadError {}
 export class StoreError extends EdgeError {}
+export class ModelLoadError extends EdgeError {}
+export class HealthCheckFailed extends EdgeError {}
 
 export class RegistryError extends EdgeError {
   readonly status: number | null;
