@@ -2,6 +2,7 @@
 // It is not a registry: the real one is exercised by the Python suite and the integration tests.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { gunzipSync } from "node:zlib";
 
 export interface Route {
   body: Uint8Array;
@@ -27,6 +28,8 @@ export class FaultServer {
   readonly events = new Map<string, unknown>();
   /** Drop the connection after committing this many telemetry batches' events (a lost answer). */
   loseTelemetryAnswers = 0;
+  /** Content-Encoding of each telemetry upload. */
+  readonly encodings: string[] = [];
   private server: Server | null = null;
   url = "";
 
@@ -84,7 +87,10 @@ export class FaultServer {
   private async telemetry(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    const batch = JSON.parse(Buffer.concat(chunks).toString("utf-8")) as { events: { event_id: string; detail?: Record<string, unknown> }[] };
+    const raw = Buffer.concat(chunks);
+    const text = (req.headers["content-encoding"] === "gzip" ? gunzipSync(raw) : raw).toString("utf-8");
+    this.encodings.push(req.headers["content-encoding"] ?? "identity");
+    const batch = JSON.parse(text) as { events: { event_id: string; detail?: Record<string, unknown> }[] };
     if (batch.events.some((e) => e.detail?.poison === true)) {
       res.writeHead(422, { "content-type": "application/json" }).end('{"detail":"events[0].detail.poison: refused"}');
       return;

@@ -24,6 +24,7 @@ describe("TelemetryQueue", () => {
     const second = await queue.flush(client);
     expect(second).toMatchObject({ batches: 3, accepted: 4, duplicates: 3, remaining: 0, error: null });
     expect(server.events.size).toBe(7);
+    expect(new Set(server.encodings)).toEqual(new Set(["gzip"]));
   });
 
   it("sets a refused event aside and delivers the others", async () => {
