@@ -5,6 +5,8 @@
     python3 tasks.py test          # lint, types and the full test suite (what CI runs)
     python3 tasks.py test --fast   # the quick suite: no TensorFlow, Beam, Airflow or emulator
 
+Both test runs also build and test the TypeScript SDK in edge/js when node and npm are present.
+
 It installs uv into .tools/ when it is not on PATH, then `uv sync --frozen` from the
 committed lock file, so every machine runs the same versions.
 """
@@ -59,6 +61,21 @@ def run(uv_exe: str, *args: str) -> int:
     return subprocess.run([uv_exe, "run", "--frozen", "--no-sync", *args], cwd=ROOT, env=env).returncode
 
 
+def js_sdk() -> int:
+    """edge/js: install from its lock file, build, test (every conformance vector); skipped without Node."""
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        say("SKIPPED the TypeScript SDK (edge/js): node and npm are not on PATH (CI installs Node 20)")
+        return 0
+    # onnxruntime-node's install script would fetch CUDA files from a host the build machines cannot reach.
+    env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL": "skip"}
+    for step in (["ci", "--no-audit", "--no-fund"], ["run", "build"], ["test"]):
+        say(f"npm {' '.join(step)} (edge/js)")
+        if code := subprocess.run([npm, *step], cwd=ROOT / "edge" / "js", env=env).returncode:
+            return code
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this file runs on whatever python3 the user has
         sys.exit(f"edgeloop needs Python 3.11 or newer; this is {sys.version.split()[0]}")
@@ -74,6 +91,8 @@ def main(argv: list[str]) -> int:
         say(" ".join(step))
         if code := run(uv_exe, *step):
             return code
+    if code := js_sdk():
+        return code
     say("pytest" + (" (fast suite)" if fast else " (full suite)"))
     return run(uv_exe, "pytest", *(["-m", FAST] if fast else []), *rest)
 

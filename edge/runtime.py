@@ -119,6 +119,34 @@ class OnnxBackend(Runtime):
         return np.asarray(self._session.run(None, {self._input_name: batch})[0])
 
 
+def to_pixels(image: ImageLike, size: tuple[int, int]) -> NDArray[np.uint8]:
+    """An image as HxWx3 uint8 RGB at `size` (width, height): Pillow's bilinear, like training's resize.
+
+    The TypeScript SDK ports this byte for byte (edge/js/src/preprocess.ts; conformance vectors prove it).
+    """
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.shape[:2] == (size[1], size[0]) and arr.dtype == np.uint8 and arr.shape[-1] == 3:
+            return arr
+        image = Image.fromarray(np.asarray(arr, dtype=np.uint8))
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def quantize(pixels: NDArray[Any], dtype: np.dtype[Any], scale: float, zero: int) -> NDArray[Any]:
+    """Raw pixels (0..255) in a quantized input dtype: round(p / scale + zero) in float32, half to even, clipped."""
+    if not scale:
+        return pixels.astype(dtype, copy=False)
+    info = np.iinfo(dtype)
+    q = np.round(pixels.astype(np.float32) / scale + zero)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
 RUNTIMES: dict[RuntimeName, type[Runtime]] = {"litert": LiteRTBackend, "onnxruntime": OnnxBackend}
 _RUNTIME_MODULES: dict[RuntimeName, str] = {"litert": "ai_edge_litert", "onnxruntime": "onnxruntime"}
 
@@ -159,18 +187,7 @@ class Classifier:
 
     def pixels(self, image: ImageLike) -> NDArray[np.uint8]:
         """An image as HxWx3 uint8 RGB at the model's size (bilinear, like training's resize)."""
-        from PIL import Image
-
-        if isinstance(image, np.ndarray):
-            arr = image
-            if arr.shape[:2] == (self.size[1], self.size[0]) and arr.dtype == np.uint8 and arr.shape[-1] == 3:
-                return arr
-            image = Image.fromarray(np.asarray(arr, dtype=np.uint8))
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        if image.size != self.size:
-            image = image.resize(self.size, Image.Resampling.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+        return to_pixels(image, self.size)
 
     def to_input(self, pixels: NDArray[Any]) -> NDArray[Any]:
         """A batch of raw pixels (N,H,W,3, values 0..255) in the dtype and quantization the model wants."""
@@ -178,11 +195,7 @@ class Classifier:
         if dtype == np.float32:
             return pixels.astype(np.float32, copy=False)
         scale, zero = self.backend.input_quant
-        if not scale:
-            return pixels.astype(dtype, copy=False)
-        info = np.iinfo(dtype)
-        q = np.round(pixels.astype(np.float32) / scale + zero)
-        return np.clip(q, info.min, info.max).astype(dtype)
+        return quantize(pixels, dtype, scale, zero)
 
     def from_output(self, raw: NDArray[Any]) -> NDArray[np.float32]:
         """Model output as float32 probabilities."""

@@ -20,6 +20,7 @@ from edgeloop.errors import EdgeloopError
 from edgeloop.errors import NotFound as StorageNotFound
 from registry_api import access_log, errors
 from registry_api.api.body import BodyGuard
+from registry_api.api.cors import CORSMiddleware
 from registry_api.api.problems import on_validation_error
 from registry_api.api.routes import aliases, artifacts, benchmarks, health, keys, manifests, models, telemetry, versions
 from registry_api.core.config import RegistrySettings
@@ -129,6 +130,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     # Inner to outer: bodies are capped behind the poll fast path (polls have none), which the log wraps.
     app.add_middleware(BodyGuard, on_error=_on_error)
     app.add_middleware(manifests.FastPollMiddleware, on_error=_on_error)
+    if settings.cors_origins:  # outside the fast poll path, so polls answered there get the headers too
+        app.add_middleware(CORSMiddleware, origins=settings.cors_origins)
     app.add_middleware(access_log.AccessLogMiddleware)  # added last: outermost, so it logs fast polls too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -141,6 +142,14 @@ class RegistrySettings(BaseSettings):
     )
     signed_url_ttl_s: int = Field(default=900, ge=60)
 
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Browser origins allowed to call the API cross-origin (the web kiosk, web apps), e.g. "
+            '["https://kiosk.example"]; none by default. Exact scheme://host[:port], no wildcard.'
+        ),
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
@@ -154,6 +163,20 @@ class RegistrySettings(BaseSettings):
         for runtime, name in value.items():
             if name not in VARIANTS or VARIANTS[name].runtime != runtime:
                 raise ValueError(f"{runtime}={name!r} is not a {runtime} variant; known: {', '.join(VARIANTS)}")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            # An origin is compared byte for byte with the browser's: a path, a slash or a "*" never matches.
+            if not re.fullmatch(
+                r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", origin
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an origin; write scheme://host[:port] exactly as browsers send it,"
+                    " e.g. https://kiosk.example (no path, no trailing slash, no wildcard)"
+                )
         return value
 
     @field_validator("benchmark_min_devices")

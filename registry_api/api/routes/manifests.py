@@ -65,6 +65,7 @@ _EXAMPLE = {
     "expires_at": "2026-11-30T07:00:00Z",
     "rollback": False,
     "rollout_percent": 100,
+    "sequence": 12,
     "served": "target",
     "key_id": "3f9c2a1b7d4e5f60",
     "signature": "base64 Ed25519 signature over the canonical JSON of every other field",
