@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 UV_VERSION = "0.13.9"  # the uv that wrote uv.lock; pinned so bootstraps are repeatable
-FAST = "not slow and not tf and not beam and not airflow and not gcs and not bigquery"
+FAST = "not slow and not tf and not beam and not airflow and not gcs and not bigquery and not browser"
 
 
 def say(message: str) -> None:
