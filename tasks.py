@@ -74,6 +74,8 @@ def main(argv: list[str]) -> int:
         say(" ".join(step))
         if code := run(uv_exe, *step):
             return code
+    if not fast and shutil.which(os.environ.get("EDGELOOP_CHROMIUM", "chromium")) is None:
+        say("no Chromium on this machine: the console's browser tests will skip (apt-get install chromium)")
     say("pytest" + (" (fast suite)" if fast else " (full suite)"))
     return run(uv_exe, "pytest", *(["-m", FAST] if fast else []), *rest)
 

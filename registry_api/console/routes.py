@@ -177,7 +177,21 @@ def build_router(registry: Registry) -> APIRouter:
         key = str(form.get("key", ""))
         if not key.strip():
             raise Unauthenticated("type an API key (`edgeloop keys create NAME --role reader`)")
-        _, cookie = console.sessions.log_in(key)
+        try:
+            _, cookie = console.sessions.log_in(key)
+        except (Unauthenticated, Forbidden) as exc:  # the form again, saying why, to try another key
+            token = secrets.token_urlsafe(32)
+            again = console.page(
+                request,
+                "login.html",
+                _status_of(exc),
+                user=None,
+                csrf=token,
+                next=_safe_next(form.get("next")),
+                message=str(exc),
+            )
+            auth.set_cookie(request, again, auth.LOGIN_COOKIE, token, max_age=3600)
+            return again
         response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
         auth.set_cookie(request, response, auth.SESSION_COOKIE, cookie, max_age=console.sessions.ttl_s)
         response.delete_cookie(auth.LOGIN_COOKIE, path=auth.COOKIE_PATH)
