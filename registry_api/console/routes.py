@@ -176,7 +176,7 @@ def build_router(registry: Registry) -> APIRouter:
         auth.check_csrf(request.cookies.get(auth.LOGIN_COOKIE), form.get("csrf"))
         key = str(form.get("key", ""))
         if not key.strip():
-            raise Unauthenticated("type an API key (`edgeloop keys create NAME --role reader`)")
+            raise Unauthenticated("type an API key (`edgeloop keys create --name NAME --role reader`)")
         try:
             _, cookie = console.sessions.log_in(key)
         except (Unauthenticated, Forbidden) as exc:  # the form again, saying why, to try another key
