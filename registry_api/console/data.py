@@ -276,3 +276,12 @@ def version_page(session: Session, name: str, number: int, *, devices: int) -> V
         baseline_version=baseline.number if baseline else None,
         aliases=[a.name for a in crud.list_aliases(session, name) if a.version == number],
     )
+
+
+def alias_names(session: Session, name: str) -> dict[str, list[str]]:
+    """Version (as telemetry spells it) → the aliases pointing at it, for a model that must exist."""
+    crud.require_model(session, name)
+    out: dict[str, list[str]] = {}
+    for alias in crud.list_aliases(session, name):
+        out.setdefault(str(alias.version), []).append(alias.name)
+    return out

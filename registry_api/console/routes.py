@@ -6,6 +6,8 @@ session goes to the login page, everything else gets an error page with the API'
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import hashlib
 import secrets
 from collections.abc import Callable, Coroutine
@@ -13,7 +15,7 @@ from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -23,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgeloop.errors import EdgeloopError
 from registry_api import crud
 from registry_api.api.problems import describe_errors
-from registry_api.console import auth, data
+from registry_api.console import auth, data, field
 from registry_api.console.filters import FILTERS
 from registry_api.errors import Forbidden, InvalidRequest, NotFoundError, Unauthenticated
 from registry_api.models import ALIAS_PATTERN, NAME_PATTERN, AliasUpdate, TargetingUpdate
@@ -104,6 +106,13 @@ class Console:
             body = path.read_bytes()
             self._assets[name] = (body, hashlib.sha256(body).hexdigest()[:16])
         return self._assets[name]
+
+    async def warehouse(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, str | None]:
+        """`fn(warehouse, …)` on the telemetry writer's thread, read-only; (None, why) when it cannot be read."""
+        try:
+            return await asyncio.wrap_future(self.registry.writer.read(lambda wh: fn(wh, *args))), None
+        except EdgeloopError as exc:  # no file yet, another process writing it, BigQuery unreachable: said on the page
+            return None, str(exc)
 
     def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         """Run `fn(session, …)` on a read-only session in the thread pool."""
@@ -211,7 +220,8 @@ def build_router(registry: Registry) -> APIRouter:
     async def overview(request: Request) -> Response:
         user = console.sessions.user(request)
         models = await console.read(data.overview)
-        return console.page(request, "overview.html", user=user, models=models)
+        verdicts, _ = await console.warehouse(field.latest_decisions) if models else ({}, None)
+        return console.page(request, "overview.html", user=user, models=models, verdicts=verdicts or {})
 
     @router.get("/models/{name}")
     async def model(request: Request, name: ModelName, done: int | None = None) -> Response:
@@ -226,6 +236,33 @@ def build_router(registry: Registry) -> APIRouter:
         page = await console.read(data.version_page, name, number, devices=registry.settings.benchmark_devices)
         charts = {"latency": [r.model_dump() for r in page.latency], "recall": [r.model_dump() for r in page.recall]}
         return console.page(request, "version.html", user=user, page=page, charts=charts)
+
+    @router.get("/models/{name}/field")
+    async def field_health(request: Request, name: ModelName) -> Response:
+        user = console.sessions.user(request)
+        aliases = await console.read(data.alias_names, name)  # 404 for an unknown model
+        health, problem = await console.warehouse(field.field_page, name, dt.datetime.now(dt.UTC).date())
+        rows = [
+            {"day": r.day.isoformat(), "line": f"v{r.version} · {r.device_class}", "p95_ms": r.p95_ms}
+            for r in (health.rows if health else [])
+        ]
+        return console.page(
+            request, "field.html", user=user, name=name, health=health, problem=problem, aliases=aliases, rows=rows
+        )
+
+    @router.get("/training")
+    async def training(request: Request, run: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+        user = console.sessions.user(request)
+        page, problem = await console.warehouse(field.training_page, run)
+        charts = (
+            {
+                "epochs": [{"step": f"{e.phase} {e.epoch}", **e.model_dump()} for e in page.epochs],
+                "recall": [r.model_dump() for r in page.recall],
+            }
+            if page
+            else {}
+        )
+        return console.page(request, "training.html", user=user, page=page, problem=problem, charts=charts)
 
     @router.post("/models/{name}/alias")
     async def set_alias(request: Request, name: ModelName) -> Response:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -255,3 +257,127 @@ def test_vendored_chart_js_is_the_recorded_file(two_versions: Harness) -> None:
     assert two_versions.client.get("/console/static/..%2Fauth.py").status_code == 404
     again = two_versions.client.get("/console/static/console.js", headers={"If-None-Match": answer.headers["etag"]})
     assert again.status_code == 200  # another file's ETag does not match
+
+
+# --------------------------------------------------------------------------- pages 4-5: the warehouse, read-only
+
+
+def _telemetry(h: Harness) -> None:
+    from edge.events import TelemetryBatch, TelemetryEvent
+
+    events = [
+        TelemetryEvent(
+            device_id=f"d{i}",
+            kind="inference",
+            model=MODEL,
+            version=1 + i % 2,
+            variant="tflite_int8",
+            device_class="pixel-6a",
+            latency_ms=float(10 + i % 10),
+            top1_label="lavender-soap",
+            top1_score=0.3 if i % 4 == 0 else 0.9,
+        )
+        for i in range(40)
+    ]
+    events += [
+        TelemetryEvent(device_id="d1", kind="error", model=MODEL, version=2, device_class="pixel-6a"),
+        TelemetryEvent(device_id="d1", kind="rollback", model=MODEL, version=2, device_class="pixel-6a"),
+    ]
+    body = TelemetryBatch(events=events).model_dump_json()
+    answer = h.client.post("/v1/telemetry", content=body, headers=h.auth(h.device))
+    assert answer.status_code == 200, answer.text
+
+
+def _writer_released(h: Harness) -> None:
+    """Wait (by event, bounded) until the telemetry writer let go of the DuckDB file."""
+    writer = h.client.app.state.registry.writer  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while writer._wh is not None:
+        assert time.monotonic() < deadline, "the telemetry writer kept the warehouse file"
+        time.sleep(0.05)
+
+
+def test_field_health_aggregates_telemetry(browser_of: Any, two_versions: Harness) -> None:
+    reader = browser_of(two_versions.reader)
+    empty = reader.get(f"/console/models/{MODEL}/field")
+    assert empty.status_code == 200 and "has no data yet" in empty.text
+    _telemetry(two_versions)
+    page = reader.get(f"/console/models/{MODEL}/field")
+    assert page.status_code == 200
+    rows = re.findall(
+        r"<tr( class=\"bad\")?>\s*<td class=\"nowrap\">[0-9-]+</td>\s*<td>v(\d)(.*?)</tr>", page.text, re.S
+    )
+    by_version = {version: (bad, rest) for bad, version, rest in rows}
+    assert set(by_version) == {"1", "2"}
+    bad, rest = by_version["2"]
+    assert bad and '<span class="pill">' not in rest  # v2 had the error and the rollback; no alias points at it
+    # Every fourth inference scored 0.3, all of them v1's (the even ones): half of v1's answers, none of v2's.
+    assert "50.0 %" in by_version["1"][1] and "0.0 %" in by_version["2"][1]
+    assert "No release-health decisions yet" in page.text
+    assert reader.get("/console/models/nope/field").status_code == 404
+
+
+def test_warehouse_pages_never_take_the_write_lock(browser_of: Any, two_versions: Harness) -> None:
+    import subprocess
+    import sys
+
+    _telemetry(two_versions)
+    _writer_released(two_versions)
+    path = two_versions.workspace / "warehouse.duckdb"
+    # Another process reads the file: a read-only page read may share it, a writing open could not.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(path)!r}, read_only=True); "
+         "print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        reader = browser_of(two_versions.reader)
+        page = reader.get(f"/console/models/{MODEL}/field")
+        assert page.status_code == 200 and "cannot be read" not in page.text and "pixel-6a" in page.text
+        assert reader.get("/console/training").status_code == 200
+    finally:
+        holder.communicate("", timeout=60)
+
+
+def test_training_page_and_overview_verdict(browser_of: Any, two_versions: Harness) -> None:
+    from edgeloop import tables
+
+    started = dt.datetime(2026, 11, 20, 7, 0, tzinfo=dt.UTC)
+    runs = [
+        {"run_id": f"run-{n}", "dataset_version": f"v{n}", "status": "succeeded", "started_at": started + dt.timedelta(days=n),
+         "macro_f1": 0.7 + n / 10, "accuracy": 0.8, "epochs": 2, "backbone": XSS}
+        for n in (1, 2)
+    ]  # fmt: skip
+    epochs = [
+        {"run_id": "run-2", "phase": "head", "epoch": e, "loss": 1.0 / (e + 1), "val_loss": 1.2 / (e + 1), "val_macro_f1": 0.5 + e / 10}
+        for e in range(3)
+    ]  # fmt: skip
+    classes = [
+        {"run_id": f"run-{n}", "label": label, "label_index": i, "recall": 0.6 + n / 10 + i / 100}
+        for n in (1, 2)
+        for i, label in enumerate(("lavender-soap", "rose-bath-bomb"))
+    ]
+    decision = {"model": MODEL, "version": "2", "alias": "canary", "decided_on": dt.date(2026, 11, 23),
+                "decision": "rollback", "reason": "error rate 3x production", "metrics": {"errors": 3},
+                "decided_at": dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)}  # fmt: skip
+
+    def fill(wh: Any) -> None:
+        wh.upsert(tables.TRAINING_RUNS, runs)
+        wh.upsert(tables.EPOCH_METRICS, epochs)
+        wh.upsert(tables.CLASS_METRICS, classes)
+        wh.upsert(tables.RELEASE_DECISIONS, [decision])
+
+    two_versions.client.app.state.registry.writer.call(fill).result(60)  # type: ignore[attr-defined]
+    reader = browser_of(two_versions.reader)
+    page = reader.get("/console/training")
+    assert page.status_code == 200 and 'Epochs of <span class="mono">run-2</span>' in page.text
+    assert XSS not in page.text and "&lt;script&gt;" in page.text
+    data = re.search(r'id="epoch-data">(.*?)</script>', page.text, re.S)
+    assert data is not None and len(json.loads(data.group(1))) == 3
+    chosen = reader.get("/console/training?run=run-1")
+    assert 'Epochs of <span class="mono">run-1</span>' in chosen.text and "recorded no epochs" in chosen.text
+    overview = reader.get("/console/")
+    assert "rollback</span>" in overview.text and "error rate 3x production" in overview.text
+    field = reader.get(f"/console/models/{MODEL}/field")
+    assert "error rate 3x production" in field.text

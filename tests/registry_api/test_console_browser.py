@@ -83,9 +83,52 @@ def registry(registry_env: Path, tmp_path: Path) -> Iterator[tuple[Server, dict[
                     }
                     qa = {"Authorization": f"Bearer {tokens['qa']}"}
                     client.post("/v1/benchmarks", json=report, headers=qa).raise_for_status()
+            _field_and_training(client, tokens["device"])
         yield server, tokens
     finally:
         server.stop()
+
+
+def _field_and_training(client: httpx.Client, device_key: str) -> None:
+    """Telemetry through the registry, and two training runs written to the warehouse as training writes them."""
+    from edge.events import TelemetryBatch, TelemetryEvent
+    from edgeloop import tables, warehouse
+
+    now = dt.datetime.now(dt.UTC)
+    events = [
+        TelemetryEvent(
+            device_id=f"kiosk-{i % 9}",
+            event_time=now - dt.timedelta(days=i % 3, minutes=i),
+            kind="inference",
+            model=MODEL,
+            version=1 + i % 2,
+            variant="tflite_int8",
+            device_class=("pixel-6a", "galaxy-a14")[i % 3 // 2],
+            latency_ms=8.0 + (i * 7) % 13,
+            top1_label="lavender-soap",
+            top1_score=0.35 if i % 5 == 0 else 0.92,
+        )
+        for i in range(120)
+    ]
+    batch = TelemetryBatch(events=events).model_dump_json()
+    headers = {"Authorization": f"Bearer {device_key}", "content-type": "application/json"}
+    client.post("/v1/telemetry", content=batch, headers=headers).raise_for_status()
+    started = now - dt.timedelta(days=2)
+    with warehouse.connect() as wh:  # waits while the registry's writer holds the file
+        wh.upsert(tables.TRAINING_RUNS, [
+            {"run_id": f"run-{n}", "dataset_version": f"v{n}", "status": "succeeded", "epochs": 4,
+             "started_at": started + dt.timedelta(hours=n), "macro_f1": 0.7 + n / 20, "accuracy": 0.75 + n / 20}
+            for n in (1, 2)
+        ])  # fmt: skip
+        wh.upsert(tables.EPOCH_METRICS, [
+            {"run_id": "run-2", "phase": phase, "epoch": e, "loss": 1.5 / (e + 1), "val_loss": 1.7 / (e + 1),
+             "val_macro_f1": 0.4 + e / 10}
+            for phase in ("head", "finetune") for e in range(4)
+        ])  # fmt: skip
+        wh.upsert(tables.CLASS_METRICS, [
+            {"run_id": f"run-{n}", "label": label, "label_index": i, "recall": 0.6 + n / 10 - i / 20}
+            for n in (1, 2) for i, label in enumerate(("lavender-soap", "rose-bath-bomb", XSS))
+        ])  # fmt: skip
 
 
 class Tab:
@@ -139,6 +182,12 @@ def test_reader_looks_publisher_ships_and_rolls_back(chromium: Any, registry: An
     # The product name is text on the page, not a script (it would also have logged a CSP error).
     assert version.locator("#recall td", has_text=XSS).count() == 1
     assert version.locator("#latency-chart").is_visible() and version.locator("#recall-chart").is_visible()
+    field = reader.open(f"/console/models/{MODEL}/field", "field")
+    assert field.locator("#field tbody tr").count() >= 4 and field.locator("#field-chart").is_visible()
+    training = reader.open("/console/training", "training")
+    assert training.locator("#runs tbody tr").count() == 2 and training.locator("#class-chart").is_visible()
+    assert training.locator("#epoch-chart").is_visible()
+    version = reader.open(f"/console/models/{MODEL}/versions/2", "version")
     drawn = version.evaluate("() => Chart.getChart('latency-chart').data.datasets.map(d => d.label)")
     assert sorted(drawn) == ["onnx_int8 p90", "tflite_fp32 p90", "tflite_int8 p90"]
     # A reader's forged action (same site, with the reader's own CSRF token) is refused.

@@ -49,7 +49,36 @@
     };
   }
 
-  var kinds = { latency: latency, recall: recall };
+  // A line per series: data-x names the x field, data-y one or more y fields (comma-separated),
+  // data-series the fields whose values name a line (comma-separated; absent: one line per y field);
+  // x values keep the rows' order unless data-sort="true".
+  function line(canvas, rows) {
+    var d = canvas.dataset, ys = d.y.split(","), keys = d.series ? d.series.split(",") : null;
+    var xs = [];
+    rows.forEach(function (r) { var x = String(r[d.x]); if (xs.indexOf(x) < 0) xs.push(x); });
+    if (d.sort === "true") xs.sort();
+    var series = {};
+    rows.forEach(function (r) {
+      ys.forEach(function (y) {
+        var name = keys ? keys.map(function (k) { return r[k]; }).join(" · ") : y;
+        if (keys && ys.length > 1) name += " " + y;
+        if (!series[name]) series[name] = xs.map(function () { return null; });
+        series[name][xs.indexOf(String(r[d.x]))] = r[y];
+      });
+    });
+    var datasets = Object.keys(series).sort().map(function (name, i) {
+      var color = palette[i % palette.length];
+      return { label: name, data: series[name], borderColor: color, backgroundColor: color, spanGaps: true, tension: 0.2 };
+    });
+    return {
+      type: "line",
+      data: { labels: xs, datasets: datasets },
+      options: { responsive: true, maintainAspectRatio: false, animation: false,
+        scales: { y: { beginAtZero: true, title: { display: !!d.unit, text: d.unit || "" } } } }
+    };
+  }
+
+  var kinds = { latency: latency, recall: recall, line: line };
   document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var build = kinds[canvas.dataset.chart];
     if (build) new Chart(canvas, build(canvas, read(canvas.dataset.source)));
