@@ -313,6 +313,7 @@ def test_field_health_aggregates_telemetry(browser_of: Any, two_versions: Harnes
     assert bad and '<span class="pill">' not in rest  # v2 had the error and the rollback; no alias points at it
     # Every fourth inference scored 0.3, all of them v1's (the even ones): half of v1's answers, none of v2's.
     assert "50.0 %" in by_version["1"][1] and "0.0 %" in by_version["2"][1]
+    assert "14.0 ms" in by_version["1"][1] and "18.0 ms" in by_version["1"][1]  # p50, p95 of 10,12,…,18 × 4
     assert "No release-health decisions yet" in page.text
     assert reader.get("/console/models/nope/field").status_code == 404
 
