@@ -382,3 +382,12 @@ def test_training_page_and_overview_verdict(browser_of: Any, two_versions: Harne
     assert "rollback</span>" in overview.text and "error rate 3x production" in overview.text
     field = reader.get(f"/console/models/{MODEL}/field")
     assert "error rate 3x production" in field.text
+
+
+def test_logout_needs_the_token_and_ends_the_session(browser_of: Any, two_versions: Harness) -> None:
+    reader = browser_of(two_versions.reader)
+    assert reader.post("/console/logout", data={"csrf": "forged"}).status_code == 403
+    assert reader.get("/console/", follow_redirects=False).status_code == 200  # still logged in
+    out = reader.post("/console/logout", data={"csrf": csrf_of(reader, "/console/")}, follow_redirects=False)
+    assert out.status_code == 303 and 'edgeloop_console=""' in out.headers["set-cookie"]
+    assert reader.get("/console/", follow_redirects=False).status_code == 303
