@@ -93,6 +93,14 @@ def previous_version(session: Session, model: str, number: int) -> db.ModelVersi
     )
 
 
+def newest_versions(session: Session, model: str, limit: int | None) -> tuple[Sequence[db.ModelVersion], int]:
+    """Up to `limit` versions of `model`, newest first (None: all), and how many it has."""
+    require_model(session, model)
+    query = select(db.ModelVersion).where(db.ModelVersion.model == model).order_by(db.ModelVersion.number.desc())
+    total = session.scalar(select(func.count()).where(db.ModelVersion.model == model))
+    return session.scalars(query if limit is None else query.limit(limit)).all(), int(total or 0)
+
+
 def find_by_digest(session: Session, model: str, digest: str) -> db.ModelVersion | None:
     return session.scalar(
         select(db.ModelVersion).where(db.ModelVersion.model == model, db.ModelVersion.digest == digest)

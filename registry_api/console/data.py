@@ -61,6 +61,7 @@ class AuditRow(BaseModel):
 class ModelPage(BaseModel):
     name: str
     versions: list[VersionRow]
+    total_versions: int
     aliases: list[AliasRow]
     audit: list[AuditRow]
 
@@ -181,12 +182,13 @@ def _version_row(row: db.ModelVersion) -> VersionRow:
     )
 
 
-def model_page(session: Session, name: str, audit_limit: int = 100) -> ModelPage:
-    """Page 2: a model's versions (newest first), aliases and audit log."""
-    versions = [_version_row(v) for v in reversed(crud.list_versions(session, name))]
+def model_page(session: Session, name: str, versions: int | None = 50, audit_limit: int = 100) -> ModelPage:
+    """Page 2: a model's newest `versions` versions (None: all), aliases and audit log."""
+    rows, total = crud.newest_versions(session, name, versions)
     return ModelPage(
         name=name,
-        versions=versions,
+        versions=[_version_row(v) for v in rows],
+        total_versions=total,
         aliases=[_alias_row(a) for a in crud.list_aliases(session, name)],
         audit=[
             AuditRow(

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Coroutine
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -46,6 +46,7 @@ _HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
 }
+VERSIONS_SHOWN = 50  # a model page lists this many versions unless asked for all (?versions=all)
 _STATIC = {  # the only files served: name -> media type
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
@@ -224,9 +225,11 @@ def build_router(registry: Registry) -> APIRouter:
         return console.page(request, "overview.html", user=user, models=models, verdicts=verdicts or {})
 
     @router.get("/models/{name}")
-    async def model(request: Request, name: ModelName, done: int | None = None) -> Response:
+    async def model(
+        request: Request, name: ModelName, done: int | None = None, versions: Literal["all"] | None = None
+    ) -> Response:
         user = console.sessions.user(request)
-        page = await console.read(data.model_page, name)
+        page = await console.read(data.model_page, name, None if versions == "all" else VERSIONS_SHOWN)
         notice = next((e for e in page.audit if e.id == done), None) if done else None
         return console.page(request, "model.html", user=user, page=page, notice=notice)
 

@@ -391,3 +391,17 @@ def test_logout_needs_the_token_and_ends_the_session(browser_of: Any, two_versio
     out = reader.post("/console/logout", data={"csrf": csrf_of(reader, "/console/")}, follow_redirects=False)
     assert out.status_code == 303 and 'edgeloop_console=""' in out.headers["set-cookie"]
     assert reader.get("/console/", follow_redirects=False).status_code == 303
+
+
+def test_model_page_lists_the_newest_versions_unless_asked_for_all(
+    browser_of: Any, two_versions: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry_api.console import routes
+
+    monkeypatch.setattr(routes, "VERSIONS_SHOWN", 1)
+    reader = browser_of(two_versions.reader)
+    page = reader.get(f"/console/models/{MODEL}")
+    listed = re.findall(r'/versions/(\d)"><b>v\d</b>', page.text)
+    assert listed == ["2"] and "newest 1 of 2" in page.text
+    everything = reader.get(f"/console/models/{MODEL}?versions=all")
+    assert re.findall(r'/versions/(\d)"><b>v\d</b>', everything.text) == ["2", "1"]
