@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable, Coroutine
 from importlib import resources
@@ -30,6 +31,8 @@ from registry_api.console.filters import FILTERS
 from registry_api.errors import Forbidden, InvalidRequest, NotFoundError, Unauthenticated
 from registry_api.models import ALIAS_PATTERN, NAME_PATTERN, AliasUpdate, TargetingUpdate
 from registry_api.state import Registry
+
+log = logging.getLogger(__name__)
 
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN)]
 AliasName = Annotated[str, Path(pattern=ALIAS_PATTERN)]
@@ -98,7 +101,10 @@ class Console:
     def error(self, request: Request, exc: Exception) -> Response:
         if isinstance(exc, Unauthenticated) and request.method == "GET":
             return RedirectResponse(f"/console/login?next={quote(request.url.path)}", status_code=303)
-        return self.page(request, "error.html", status=_status_of(exc), message=str(exc), user=None)
+        status = _status_of(exc)
+        if status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        return self.page(request, "error.html", status=status, message=str(exc), user=None)
 
     def asset(self, name: str) -> tuple[bytes, str]:
         if name not in self._assets:
