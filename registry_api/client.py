@@ -145,13 +145,6 @@ class RegistryClient:
         body: list[dict[str, Any]] = response.json()
         return body
 
-    def aliases(self, model: str) -> list[dict[str, Any]]:
-        response = self._call("GET", f"/v1/models/{model}/aliases")
-        if response.status_code != 200:
-            raise self._fail(response, f"listing aliases of {model}")
-        body: list[dict[str, Any]] = response.json()
-        return body
-
     def version(self, model: str, version: int) -> dict[str, Any]:
         """A published version's metadata (its card included)."""
         response = self._call("GET", f"/v1/models/{model}/versions/{version}")

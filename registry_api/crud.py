@@ -250,10 +250,6 @@ def last_publishes(session: Session) -> dict[str, db.AuditEntry]:
     return {row.model: row for row in rows}
 
 
-def get_audit_entry(session: Session, model: str, entry_id: int) -> db.AuditEntry | None:
-    return session.scalar(select(db.AuditEntry).where(db.AuditEntry.model == model, db.AuditEntry.id == entry_id))
-
-
 # --------------------------------------------------------------------------- benchmarks
 
 

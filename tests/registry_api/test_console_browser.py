@@ -154,7 +154,8 @@ class Tab:
     def login(self, key: str) -> None:
         self.page.goto(self.base + "/console/login")
         self.page.fill("#key", key)
-        self.page.click("button[type=submit]")
+        with self.page.expect_navigation():  # the next goto must not abort the redirect still loading
+            self.page.click("button[type=submit]")
 
     def close(self) -> None:
         self.context.close()
@@ -207,7 +208,8 @@ def test_reader_looks_publisher_ships_and_rolls_back(chromium: Any, registry: An
     page.select_option("#point-alias select[name=version]", "2")
     page.fill("#point-alias input[name=rollout_percent]", "10")
     page.fill("#point-alias input[name=reason]", "canary for the spring range")
-    page.click("#point-alias button[type=submit]")
+    with page.expect_navigation():
+        page.click("#point-alias button[type=submit]")
     publisher.shoot("after-move")
     assert "Done: set alias of canary v1 (100 %) → v2 (10 %)" in page.locator(".notice").inner_text()
     row = page.locator('tr[data-alias="canary"]').inner_text()
@@ -230,7 +232,8 @@ def test_reader_looks_publisher_ships_and_rolls_back(chromium: Any, registry: An
     assert served == {1, 2}  # 10 %: some devices in the canary get v2, the others keep v1
 
     page.fill('tr[data-alias="canary"] input[name=reason]', "crash rate up on galaxy-a14")
-    page.click('tr[data-alias="canary"] button.danger')
+    with page.expect_navigation():
+        page.click('tr[data-alias="canary"] button.danger')
     publisher.shoot("after-rollback")
     row = page.locator('tr[data-alias="canary"]').inner_text()
     assert "v1" in row and "100 %" in row and "rolled back" in row
