@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 UV_VERSION = "0.13.9"  # the uv that wrote uv.lock; pinned so bootstraps are repeatable
-FAST = "not slow and not tf and not beam and not airflow and not gcs and not bigquery"
+FAST = "not slow and not tf and not beam and not airflow and not gcs and not bigquery and not browser"
 
 
 def say(message: str) -> None:
@@ -93,6 +93,8 @@ def main(argv: list[str]) -> int:
             return code
     if code := js_sdk():
         return code
+    if not fast and shutil.which(os.environ.get("EDGELOOP_CHROMIUM", "chromium")) is None:
+        say("no Chromium on this machine: the console's browser tests will skip (apt-get install chromium)")
     say("pytest" + (" (fast suite)" if fast else " (full suite)"))
     return run(uv_exe, "pytest", *(["-m", FAST] if fast else []), *rest)
 

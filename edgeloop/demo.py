@@ -195,6 +195,12 @@ def demo(
             step("   a device key", _edgeloop("keys", "create", "--name", f"demo-kiosk-{stamp}", "--role", "device"))
         )
         qa = _last_line(step("   a QA key", _edgeloop("keys", "create", "--name", f"demo-qa-{stamp}", "--role", "qa")))
+        reader = _last_line(
+            step(
+                "   a reader key (for the console)",
+                _edgeloop("keys", "create", "--name", f"demo-reader-{stamp}", "--role", "reader"),
+            )
+        )
         registry_flags = ["--registry", url, "--api-key", publisher]
         published = step(
             "4. publish the package and point production at it",
@@ -269,6 +275,12 @@ def demo(
 
     console.rule("[bold green]demo finished")
     console.print(f"everything is under {ws}")
+    console.print(
+        "see it all in the release console: start the registry again and log in with the reader key\n"
+        f"  edgeloop serve --port {port} &\n"
+        f"  open {url}/console/   (key: {reader})",
+        highlight=False,
+    )
     console.print(
         "watch the same loop scheduled by Airflow:\n"
         f"  AIRFLOW_HOME={ws / 'airflow'} AIRFLOW__CORE__DAGS_FOLDER={Path.cwd() / 'dags'} "

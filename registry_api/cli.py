@@ -152,3 +152,6 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("publish")(publish)
     app.add_typer(keys_app, name="keys")
+    from registry_api import cli_release  # models, versions, alias set, rollback, audit (over HTTP)
+
+    cli_release.register(app)

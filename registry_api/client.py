@@ -129,6 +129,22 @@ class RegistryClient:
         body: list[dict[str, Any]] = response.json()
         return body
 
+    def models(self) -> list[dict[str, Any]]:
+        """Every model with its latest version and aliases."""
+        response = self._call("GET", "/v1/models")
+        if response.status_code != 200:
+            raise self._fail(response, "listing models")
+        body: list[dict[str, Any]] = response.json()
+        return body
+
+    def audit(self, model: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The model's audit log, newest first."""
+        response = self._call("GET", f"/v1/models/{model}/audit", params={"limit": limit})
+        if response.status_code != 200:
+            raise self._fail(response, f"reading the audit log of {model}")
+        body: list[dict[str, Any]] = response.json()
+        return body
+
     def version(self, model: str, version: int) -> dict[str, Any]:
         """A published version's metadata (its card included)."""
         response = self._call("GET", f"/v1/models/{model}/versions/{version}")

@@ -83,6 +83,24 @@ def list_versions(session: Session, model: str) -> Sequence[db.ModelVersion]:
     ).all()
 
 
+def previous_version(session: Session, model: str, number: int) -> db.ModelVersion | None:
+    """The newest version of `model` published before `number` (what it replaced), if any."""
+    return session.scalar(
+        select(db.ModelVersion)
+        .where(db.ModelVersion.model == model, db.ModelVersion.number < number)
+        .order_by(db.ModelVersion.number.desc())
+        .limit(1)
+    )
+
+
+def newest_versions(session: Session, model: str, limit: int | None) -> tuple[Sequence[db.ModelVersion], int]:
+    """Up to `limit` versions of `model`, newest first (None: all), and how many it has."""
+    require_model(session, model)
+    query = select(db.ModelVersion).where(db.ModelVersion.model == model).order_by(db.ModelVersion.number.desc())
+    total = session.scalar(select(func.count()).where(db.ModelVersion.model == model))
+    return session.scalars(query if limit is None else query.limit(limit)).all(), int(total or 0)
+
+
 def find_by_digest(session: Session, model: str, digest: str) -> db.ModelVersion | None:
     return session.scalar(
         select(db.ModelVersion).where(db.ModelVersion.model == model, db.ModelVersion.digest == digest)
@@ -221,6 +239,15 @@ def audit_log(session: Session, model: str, limit: int, before_id: int | None) -
     if before_id is not None:
         query = query.where(db.AuditEntry.id < before_id)
     return session.scalars(query.order_by(db.AuditEntry.id.desc()).limit(limit)).all()
+
+
+def last_publishes(session: Session) -> dict[str, db.AuditEntry]:
+    """Per model, the audit entry of its latest publish (who and when)."""
+    latest = (
+        select(func.max(db.AuditEntry.id)).where(db.AuditEntry.action == "publish").group_by(db.AuditEntry.model)
+    ).scalar_subquery()
+    rows = session.scalars(select(db.AuditEntry).where(db.AuditEntry.id.in_(latest))).all()
+    return {row.model: row for row in rows}
 
 
 # --------------------------------------------------------------------------- benchmarks

@@ -18,7 +18,7 @@ from edge.events import TelemetryBatch
 from edge.manifest import Manifest
 from edgeloop.errors import EdgeloopError
 from edgeloop.errors import NotFound as StorageNotFound
-from registry_api import access_log, errors
+from registry_api import access_log, console, errors
 from registry_api.api.body import BodyGuard
 from registry_api.api.cors import CORSMiddleware
 from registry_api.api.problems import on_validation_error
@@ -46,7 +46,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
-def _status_of(exc: Exception) -> int:
+def status_of(exc: Exception) -> int:
     for kind, status in _STATUS:
         if isinstance(exc, kind):
             return status
@@ -54,7 +54,7 @@ def _status_of(exc: Exception) -> int:
 
 
 async def _on_error(request: Request, exc: Exception) -> Response:
-    status = _status_of(exc)
+    status = status_of(exc)
     # An error is about this request (its key, its moment): a cache in front must not answer others with it.
     headers: dict[str, str] = {"Cache-Control": "no-store"}
     if isinstance(exc, errors.RateLimited):
@@ -125,6 +125,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app.state.registry = registry
     for router in (health, keys, models, versions, aliases, manifests, artifacts, telemetry, benchmarks):
         app.include_router(router.router)
+    app.include_router(console.build_router(registry))  # /console: built per app, like the API's state
     app.add_exception_handler(EdgeloopError, _on_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     # Inner to outer: bodies are capped behind the poll fast path (polls have none), which the log wraps.

@@ -61,6 +61,16 @@ class KeyCache:
         self._verified = {}
         self._loaded = time.monotonic()
 
+    def by_id(self, key_id: str) -> Principal:
+        """The active key with this id (a console session holds the id, never the token)."""
+        if time.monotonic() - self._loaded > self.settings.keys_cache_ttl_s:
+            with self._lock:
+                self._reload()
+        record = self._keys.get(key_id)
+        if record is None:
+            raise Unauthenticated("API key is unknown or revoked; log in again with an active key")
+        return record.principal
+
     def authenticate(self, token: str) -> Principal:
         principal = self._verified.get(token)
         if principal is not None and time.monotonic() - self._loaded <= self.settings.keys_cache_ttl_s:

@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from edge.events import BenchmarkReport, TelemetryEvent, TelemetryReceipt
@@ -99,6 +100,7 @@ class _Batch:
 class _Call:
     fn: Callable[[wh_mod.Warehouse], Any]
     future: concurrent.futures.Future[Any]
+    read_only: bool = False
 
 
 _STOP = object()
@@ -158,6 +160,18 @@ class WarehouseWriter:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._ensure_started()
         self._queue.put(_Call(fn, future))
+        return future
+
+    def read(self, fn: Callable[[wh_mod.Warehouse], Any]) -> concurrent.futures.Future[Any]:
+        """Run `fn(warehouse)` on the writer thread without taking the DuckDB write lock.
+
+        On the writer's connection when it holds the file already; else on a read-only one opened
+        for this call (in-process, DuckDB refuses a read-only connection beside a writing one, so
+        reads must queue here too). A file another process is writing stays unreadable for now.
+        """
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._ensure_started()
+        self._queue.put(_Call(fn, future, read_only=True))
         return future
 
     def close(self) -> None:
@@ -231,9 +245,20 @@ class WarehouseWriter:
 
     def _do_call(self, call: _Call) -> None:
         try:
-            call.future.set_result(call.fn(self._open()))
+            if call.read_only and self._wh is None and self.url.startswith("duckdb://"):
+                call.future.set_result(self._read_only(call.fn))
+            else:
+                call.future.set_result(call.fn(self._open()))
         except Exception as exc:  # handed to the waiting request, which reports it
             call.future.set_exception(exc)
+
+    def _read_only(self, fn: Callable[[wh_mod.Warehouse], Any]) -> Any:
+        path = self.url.removeprefix("duckdb:///")  # as DuckDBWarehouse reads it
+        if path in ("", ":memory:") or not Path(path).exists():
+            raise WarehouseError(f"the warehouse {self.url!r} has no data yet; it is created by the first telemetry")
+        # A short wait: telemetry queues behind this call, and the other writer may hold the file for long.
+        with wh_mod.DuckDBWarehouse(self.url, read_only=True, lock_timeout_s=1.0) as wh:
+            return fn(wh)
 
     def _write_group(self, group: list[_Batch]) -> None:
         ids = [i for batch in group for i in batch.ids]

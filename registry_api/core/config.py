@@ -128,6 +128,17 @@ class RegistrySettings(BaseSettings):
     burst_s: float = Field(default=2.0, gt=0, description="Bucket size as seconds of refill.")
     keys_cache_ttl_s: float = Field(default=5.0, ge=0, description="Revocations take effect within this.")
 
+    console_secret: str = Field(
+        default="",
+        description=(
+            "Secret that signs console session cookies (any long random string, shared by all replicas). "
+            "Empty: <workspace>/registry/console_secret, generated on first start. Not the manifest signing key."
+        ),
+    )
+    console_session_ttl_s: int = Field(
+        default=8 * 3600, ge=60, description="A console login lasts this long (and ends sooner if its key is revoked)."
+    )
+
     artifact_cache: Literal["private", "public"] = Field(
         default="private",
         description=(
@@ -206,6 +217,11 @@ class RegistrySettings(BaseSettings):
     def default_key_path(self) -> Path:
         """Where the signing key is kept (and generated on first start) when `signing_key` is empty."""
         return self.root / "signing_key.pem"
+
+    @property
+    def default_console_secret_path(self) -> Path:
+        """Where the console's cookie secret is kept (and generated) when `console_secret` is empty."""
+        return self.root / "console_secret"
 
     @property
     def artifacts(self) -> str:

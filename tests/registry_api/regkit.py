@@ -27,6 +27,8 @@ def make_package(
     unpublishable: tuple[str, ...] = (),
     verdict: str = "pass",
     sizes: dict[str, int] | None = None,
+    labels: tuple[str, ...] = ("lavender-soap", "rose-bath-bomb", "mint-shampoo-bar"),
+    metrics: dict[str, Any] | None = None,
 ) -> Path:
     """A package folder: one deterministic file per variant (content depends on `run`) and its card."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,8 @@ def make_package(
         name=name,
         version=run,
         created_at=dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC),
-        labels=["lavender-soap", "rose-bath-bomb", "mint-shampoo-bar"],
+        labels=list(labels),
+        metrics=metrics or {},
         input=InputSpec(height=96, width=96, dtype="uint8"),
         gate=GateReport(verdict=verdict, forced_by="qa-lead" if verdict == "forced" else None),
         lineage=Lineage(dataset_version="v1", run_id=run),

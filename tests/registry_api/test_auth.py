@@ -41,7 +41,8 @@ SAMPLE = {"name": "shelf-products", "version": "1", "alias": "production", "sha2
 def _routes(harness: Harness) -> list[tuple[str, str]]:
     out = []
     for route in harness.client.app.routes:  # type: ignore[attr-defined]
-        if isinstance(route, APIRoute):
+        # The console authenticates by session cookie, not by key header: test_console.py covers it.
+        if isinstance(route, APIRoute) and not route.path.startswith("/console"):
             out.extend((method, route.path) for method in sorted(route.methods))
     return out
 

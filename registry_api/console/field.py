@@ -1,0 +1,174 @@
+"""What the field-health and training pages show, read from the warehouse (DuckDB or BigQuery), never written.
+
+Each function takes an open warehouse and runs its page's aggregation there: the page's cost is
+its SQL's, however many events the table holds. Quantiles are the one thing the engines spell
+differently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from edgeloop import warehouse as wh_mod
+
+LOW_CONFIDENCE = 0.5  # top-1 score under this counts as a low-confidence answer
+
+
+class FieldRow(BaseModel):
+    day: dt.date
+    version: str
+    device_class: str
+    inferences: int
+    p50_ms: float | None
+    p95_ms: float | None
+    low_confidence: float | None
+    errors: int
+    rollbacks: int
+
+
+class Decision(BaseModel):
+    version: str
+    alias: str
+    decided_on: dt.date
+    decision: str
+    reason: str | None
+    metrics: dict[str, Any]
+    decided_at: dt.datetime
+
+
+class FieldPage(BaseModel):
+    rows: list[FieldRow]
+    decisions: list[Decision]
+    since: dt.date
+
+
+class RunRow(BaseModel):
+    run_id: str
+    dataset_version: str
+    status: str
+    started_at: dt.datetime
+    duration_s: float | None
+    epochs: int | None
+    accuracy: float | None
+    macro_f1: float | None
+    backbone: str | None
+
+
+class EpochRow(BaseModel):
+    phase: str
+    epoch: int
+    loss: float | None
+    val_loss: float | None
+    val_macro_f1: float | None
+
+
+class RecallPoint(BaseModel):
+    run_id: str
+    label: str
+    recall: float | None
+
+
+class TrainingPage(BaseModel):
+    runs: list[RunRow]
+    run_id: str | None
+    epochs: list[EpochRow]
+    recall: list[RecallPoint]
+
+
+def _quantiles(wh: wh_mod.Warehouse, expr: str) -> tuple[str, int, int]:
+    """SQL for an array of quantiles of `expr`, and where p50 and p95 sit in it.
+
+    One aggregate for both: DuckDB's list form sorts once (two quantile_cont calls took twice as long
+    on 1M events, bench/console.py).
+    """
+    if isinstance(wh, wh_mod.BigQueryWarehouse):
+        return f"APPROX_QUANTILES({expr}, 100)", 50, 95
+    return f"quantile_cont({expr}, [0.5, 0.95])", 0, 1
+
+
+def field_page(wh: wh_mod.Warehouse, model: str, today: dt.date, days: int = 14) -> FieldPage:
+    """Page 4: per day, version and device class over the last `days`, and the release decisions."""
+    since = today - dt.timedelta(days=days - 1)
+    latency, at50, at95 = _quantiles(wh, "CASE WHEN kind = 'inference' THEN latency_ms END")
+    sql = f"""
+SELECT CAST(event_time AS DATE) AS day, COALESCE(version, '?') AS version,
+  COALESCE(device_class, 'unknown') AS device_class,
+  SUM(CASE WHEN kind = 'inference' THEN 1 ELSE 0 END) AS inferences,
+  {latency} AS latency_quantiles,
+  AVG(CASE WHEN kind = 'inference' AND top1_score IS NOT NULL
+      THEN CASE WHEN top1_score < {LOW_CONFIDENCE} THEN 1.0 ELSE 0.0 END END) AS low_confidence,
+  SUM(CASE WHEN kind = 'error' THEN 1 ELSE 0 END) AS errors,
+  SUM(CASE WHEN kind = 'rollback' THEN 1 ELSE 0 END) AS rollbacks
+FROM telemetry_events
+WHERE model = ? AND event_time >= ?
+GROUP BY 1, 2, 3 ORDER BY 1 DESC, 2 DESC, 3"""
+    start = dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC).replace(tzinfo=None)
+    rows = []
+    for row in wh.query(sql, [model, start]):
+        q = row.pop("latency_quantiles") or []  # a day without inferences has no quantiles
+        p50, p95 = (q[at50], q[at95]) if len(q) > at95 else (None, None)
+        rows.append(FieldRow.model_validate({**row, "p50_ms": p50, "p95_ms": p95}))
+    decisions = wh.query(
+        "SELECT version, alias, decided_on, decision, reason, metrics, decided_at FROM release_decisions "
+        "WHERE model = ? ORDER BY decided_at DESC LIMIT 20",
+        [model],
+    )
+    return FieldPage(rows=rows, decisions=[_decision(d) for d in decisions], since=since)
+
+
+def _decision(row: dict[str, Any]) -> Decision:
+    metrics = row.get("metrics")
+    if isinstance(metrics, str):
+        try:
+            metrics = json.loads(metrics)
+        except ValueError:
+            metrics = {"raw": metrics}
+    return Decision.model_validate({**row, "metrics": metrics if isinstance(metrics, dict) else {}})
+
+
+def latest_decisions(wh: wh_mod.Warehouse) -> dict[str, Decision]:
+    """Page 1's verdict column: per model, its newest release-health decision."""
+    rows = wh.query(
+        "SELECT model, version, alias, decided_on, decision, reason, metrics, decided_at FROM ("
+        "  SELECT d.*, ROW_NUMBER() OVER (PARTITION BY model ORDER BY decided_at DESC) AS recency"
+        "  FROM release_decisions d) ranked WHERE recency = 1"
+    )
+    return {str(r["model"]): _decision(r) for r in rows}
+
+
+def training_page(wh: wh_mod.Warehouse, run_id: str | None, limit: int = 50) -> TrainingPage:
+    """Page 5: the newest runs, one run's epoch curves (default: the newest), per-class recall across runs."""
+    runs = [
+        RunRow.model_validate(r)
+        for r in wh.query(
+            "SELECT run_id, dataset_version, status, started_at, duration_s, epochs, accuracy, macro_f1, backbone "
+            f"FROM training_runs ORDER BY started_at DESC LIMIT {int(limit)}"
+        )
+    ]
+    chosen = run_id if run_id and any(r.run_id == run_id for r in runs) else (runs[0].run_id if runs else None)
+    epochs = (
+        [
+            EpochRow.model_validate(r)
+            for r in wh.query(
+                "SELECT phase, epoch, loss, val_loss, val_macro_f1 FROM epoch_metrics WHERE run_id = ? "
+                "ORDER BY CASE WHEN phase = 'head' THEN 0 ELSE 1 END, epoch",
+                [chosen],
+            )
+        ]
+        if chosen
+        else []
+    )
+    recall = [
+        RecallPoint.model_validate(r)
+        for r in wh.query(
+            "SELECT c.run_id, c.label, c.recall FROM class_metrics c JOIN training_runs r ON r.run_id = c.run_id "
+            "WHERE r.status = 'succeeded' AND r.run_id IN "
+            "(SELECT run_id FROM training_runs WHERE status = 'succeeded' ORDER BY started_at DESC LIMIT 12) "
+            "ORDER BY r.started_at, c.label_index"
+        )
+    ]
+    return TrainingPage(runs=runs, run_id=chosen, epochs=epochs, recall=recall)
