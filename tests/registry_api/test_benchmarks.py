@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from regkit import Harness, create_keys, make_package
+from regkit import SQLITE_ONLY, Harness, create_keys, make_package
 
 from registry_api import create_app
 
@@ -150,6 +150,7 @@ def test_min_devices_above_the_window_is_refused(monkeypatch: pytest.MonkeyPatch
         load_settings(RegistrySettings)
 
 
+@SQLITE_ONLY  # builds its own SQLite file with sqlite3
 def test_an_existing_database_gets_the_new_column(registry_env: Path, tmp_path: Path) -> None:
     from registry_api import db
 
