@@ -18,7 +18,7 @@ from regkit import Harness, create_keys
 def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The registry database of this test: the embedded SQLite default, or a fresh database on a real PostgreSQL.
 
-    A test of SQLite itself narrows this with `regkit.SQLITE_ONLY`, and says why beside it.
+    A test of SQLite itself would narrow it: `@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)`.
     """
     if request.param == "sqlite":
         return ""

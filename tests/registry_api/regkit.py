@@ -9,15 +9,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from conversion.card import CARD_NAME, GateReport, Lineage, ModelCard, VariantEntry
 from edge.manifest import InputSpec
 from edge.variants import VARIANTS
-
-# Narrows the `database_url` fixture (conftest.py) to the embedded SQLite database.
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 DEFAULT_VARIANTS = ("tflite_int8", "tflite_fp32", "onnx_fp32", "onnx_int8")
 
