@@ -38,6 +38,20 @@ def head() -> str:
     return revision
 
 
+@functools.cache
+def _known() -> frozenset[str]:
+    return frozenset(r.revision for r in ScriptDirectory(str(_MIGRATIONS)).walk_revisions())
+
+
+def _refuse_unknown(engine: Engine, current: str) -> None:
+    if current not in _known():
+        raise SchemaOutOfDate(
+            f"the registry database ({engine.url.render_as_string(hide_password=True)}) is at revision {current!r}, "
+            f"which this release does not know (its newest is {head()}): a newer release migrated it; run that "
+            "release, or restore the backup taken before"
+        )
+
+
 def _lock(connection: Connection) -> None:
     """One schema change at a time: replicas and workers start together on one database.
 
@@ -68,6 +82,7 @@ def ensure_current(engine: Engine) -> None:
         if current is None:
             command.upgrade(_config(connection), "head")
             return
+        _refuse_unknown(engine, current)
         if current != head() or not _versioned(connection):
             made_by = f"at revision {current}" if _versioned(connection) else "made by a release before migrations"
             raise SchemaOutOfDate(
@@ -81,6 +96,8 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
     with engine.begin() as connection:
         _lock(connection)
         current = revision_of(connection)
+        if current is not None:
+            _refuse_unknown(engine, current)
         config = _config(connection)
         if current == BASELINE and not _versioned(connection):
             command.stamp(config, BASELINE)

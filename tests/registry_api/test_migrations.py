@@ -199,3 +199,15 @@ def test_serve_refuses_an_out_of_date_database_and_names_the_command(registry_en
     assert done.returncode == 2, done.stderr
     output = done.stdout + done.stderr
     assert "revision 0001" in output and "edgeloop registry migrate" in output
+
+
+def test_a_database_migrated_by_a_newer_release_is_refused_not_downgraded(registry_env: Path) -> None:
+    engine = _engine()
+    db.init_db(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(SchemaOutOfDate, match="'0099', which this release does not know"):
+        db.init_db(engine)
+    with pytest.raises(SchemaOutOfDate, match="a newer release migrated it"):
+        schema.migrate(engine)
+    engine.dispose()
