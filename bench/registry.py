@@ -355,7 +355,9 @@ def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
-def run(duration: float, connections: int, generator: str, out: Path, repeat: int = 1) -> dict[str, Any]:
+def run(
+    duration: float, connections: int, generator: str, out: Path, repeat: int = 1, database_url: str = ""
+) -> dict[str, Any]:
     from regkit import create_keys, make_package, multipart
 
     use_wrk = generator == "wrk" or (generator == "auto" and shutil.which("wrk") is not None)
@@ -365,6 +367,8 @@ def run(duration: float, connections: int, generator: str, out: Path, repeat: in
         k for k in env if k.startswith("EDGELOOP_") and k not in ("EDGELOOP_WORKSPACE", "EDGELOOP_REGISTRY_ACCESS_LOG")
     ]:
         env.pop(key)
+    if database_url:  # e.g. postgresql+psycopg://…: an empty database of its own
+        env["EDGELOOP_REGISTRY_DATABASE_URL"] = database_url
     os.environ.update({k: v for k, v in env.items() if k.startswith("EDGELOOP_")})
     from edgeloop.settings import get_settings
     from registry_api.core.config import get_registry_settings
@@ -523,9 +527,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--repeat", type=int, default=3, help="Rounds of the poll scenarios; the median is reported.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "registry.json")
+    parser.add_argument("--database-url", default="", help="Registry database (default: SQLite in a temp folder).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    print_table(run(args.duration, args.connections, args.generator, args.out, args.repeat))
+    print_table(run(args.duration, args.connections, args.generator, args.out, args.repeat, args.database_url))
 
 
 if __name__ == "__main__":

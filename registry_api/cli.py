@@ -1,4 +1,4 @@
-"""`edgeloop serve` and `edgeloop keys create|list|revoke` (keys work directly on the database)."""
+"""`edgeloop serve`, `edgeloop keys create|list|revoke` and `edgeloop registry migrate` (on the database)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 keys_app = typer.Typer(
     help="API keys of the registry (stored hashed; the token is printed once).", no_args_is_help=True
 )
+registry_app = typer.Typer(help="The registry's database.", no_args_is_help=True)
 
 
 def serve(
@@ -44,6 +46,8 @@ def serve(
         raise InvalidRequest(
             "a DuckDB warehouse accepts one writing process; use --workers 1 or a bigquery:// warehouse"
         )
+    # Refuse an out-of-date schema once, before workers start (each worker checks again).
+    _engine().dispose()
     # Create (and log) the signing key once, before workers race to do it.
     ring = KeyRing.for_registry(settings)
     log.info("signing manifests with key %s; serving on http://%s:%d", ring.key_id, settings.host, settings.port)
@@ -107,13 +111,38 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="Key name or id.")]) ->
         typer.echo(f"revoked {row.name} ({row.key_id})")
 
 
-def _sessions() -> sessionmaker[Session]:
+@registry_app.command("migrate")
+def registry_migrate() -> None:
+    """Upgrade the registry database (database_url) to this release's schema; stop every server first."""
+    from registry_api import db, schema
+    from registry_api.core.config import get_registry_settings
+
+    engine = db.make_engine(get_registry_settings().database)
+    try:
+        before, after = schema.migrate(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"registry database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+def _engine() -> Engine:
+    """The configured database, its schema checked (SchemaOutOfDate names `edgeloop registry migrate`)."""
     from registry_api import db
     from registry_api.core.config import get_registry_settings
 
     engine = db.make_engine(get_registry_settings().database)
-    db.init_db(engine)
-    return db.session_factory(engine)
+    try:
+        db.init_db(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _sessions() -> sessionmaker[Session]:
+    from registry_api import db
+
+    return db.session_factory(_engine())
 
 
 def publish(
@@ -148,10 +177,11 @@ def publish(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `serve` and `keys` to the root `edgeloop` command."""
+    """Add `serve`, `publish`, `keys` and `registry` to the root `edgeloop` command."""
     app.command("serve")(serve)
     app.command("publish")(publish)
     app.add_typer(keys_app, name="keys")
     from registry_api import cli_release  # models, versions, alias set, rollback, audit (over HTTP)
 
     cli_release.register(app)
+    app.add_typer(registry_app, name="registry")

@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from edge.events import BenchmarkReport
@@ -47,6 +47,18 @@ def active_keys(session: Session) -> Sequence[db.ApiKey]:
 
 
 # --------------------------------------------------------------------------- versions
+
+
+def lock_model(session: Session, model: str) -> None:
+    """Make writers of `model`'s versions and aliases take turns until this transaction ends.
+
+    Version numbers and alias sequences are max+1 of what the transaction reads. On SQLite,
+    BEGIN IMMEDIATE already holds the one write lock. PostgreSQL's READ COMMITTED lets two
+    transactions read the same max: a transaction-scoped advisory lock per model makes the
+    second wait for the first's commit, and its next statement then sees the first's row.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"model:{model}"})
 
 
 def list_models(session: Session) -> list[tuple[str, int, int]]:
@@ -166,6 +178,7 @@ def next_alias_sequence(session: Session, model: str) -> int:
 
 
 def set_alias(session: Session, model: str, name: str, update: AliasUpdate, actor: str) -> db.Alias:
+    lock_model(session, model)
     get_version(session, model, update.version)  # 404 for a version that does not exist
     row = session.scalar(select(db.Alias).where(db.Alias.model == model, db.Alias.name == name))
     now = db.utcnow()
@@ -206,6 +219,7 @@ def set_alias(session: Session, model: str, name: str, update: AliasUpdate, acto
 
 
 def rollback_alias(session: Session, model: str, name: str, actor: str, reason: str | None) -> db.Alias:
+    lock_model(session, model)
     row = get_alias(session, model, name)
     if row.previous_version is None:
         raise Conflict(f"alias {name!r} of {model!r} has no previous version to roll back to")

@@ -1,5 +1,6 @@
 """Registry metadata in SQLAlchemy 2.x: the tables, and an engine tuned for SQLite or PostgreSQL.
 
+The schema changes only through the Alembic revisions in `registry_api/migrations`.
 Versions are immutable rows, unique per (model, number) and per (model, digest): the
 constraints, not application locks, are what keep concurrent publishes apart.
 """
@@ -14,7 +15,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
-    DefaultClause,
     Engine,
     Float,
     ForeignKey,
@@ -24,12 +24,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    inspect,
     make_url,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
-
-from edgeloop.errors import ConfigError
 
 
 def utcnow() -> dt.datetime:
@@ -179,31 +176,13 @@ _READ_ONLY = "edgeloop_read_only"
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables, and add columns that a database made by an older registry lacks.
+    """Create the schema in an empty database, or check that it is at this release's revision.
 
-    `create_all` never alters a table, and there is no migration tool yet: a new column must be
-    nullable or have a server default, so rows already there get a value.
+    Raises SchemaOutOfDate for an older one (`edgeloop registry migrate` upgrades it).
     """
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        existing = inspect(conn)
-        for table in Base.metadata.sorted_tables:
-            have = {c["name"] for c in existing.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                ddl = (
-                    f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {column.type.compile(dialect=engine.dialect)}'
-                )
-                default = column.server_default
-                if isinstance(default, DefaultClause) and isinstance(default.arg, str):
-                    ddl += f" NOT NULL DEFAULT '{default.arg}'" if not column.nullable else f" DEFAULT '{default.arg}'"
-                elif not column.nullable:
-                    raise ConfigError(
-                        f"table {table.name} of the registry database lacks column {column.name}, which cannot be "
-                        "added in place; migrate it by hand or start from a new database_url"
-                    )
-                conn.exec_driver_sql(ddl)
+    from registry_api import schema  # the migrations import these models
+
+    schema.ensure_current(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

@@ -10,7 +10,8 @@ RegistryError              every registry error (an EdgeloopError: the CLI print
 ├── Forbidden              the key's role may not do this                           → 403
 ├── RateLimited            the key's token bucket is empty (has `retry_after`)      → 429
 ├── Conflict               a concurrent change won; retry                           → 409
-└── RangeNotSatisfiable    a Range outside the object (has `size`)                  → 416
+├── RangeNotSatisfiable    a Range outside the object (has `size`)                  → 416
+└── SchemaOutOfDate        the database is older than this release: migrate it      (refused at start-up)
 """
 
 from __future__ import annotations
@@ -68,3 +69,7 @@ class RangeNotSatisfiable(RegistryError):
     def __init__(self, message: str, size: int) -> None:
         super().__init__(message)
         self.size = size
+
+
+class SchemaOutOfDate(RegistryError):
+    """The registry database's schema is older than this release; `edgeloop registry migrate` upgrades it."""

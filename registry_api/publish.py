@@ -216,13 +216,15 @@ def record_version(
 ) -> tuple[db.ModelVersion, bool]:
     """Give the package a version number (or find its existing one): (version, created).
 
-    Numbers come from max+1 inside a transaction; the unique constraints on (model, number)
-    and (model, digest) make a racing publisher fail, and it retries, finding either its
-    digest (same package → same version) or the next free number.
+    Numbers come from max+1 inside a transaction that holds the model's write lock
+    (`crud.lock_model`); the unique constraints on (model, number) and (model, digest) stay the
+    last word: a publisher that still loses a race retries, finding either its digest (same
+    package → same version) or the next free number.
     """
     for attempt in range(_ATTEMPTS):
         try:
             with sessions.begin() as session:
+                crud.lock_model(session, model)
                 existing = crud.find_by_digest(session, model, package.digest)
                 if existing is not None:
                     return existing, False

@@ -36,6 +36,18 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 @pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A real PostgreSQL server for the session (initdb + pg_ctl on a free loopback port), stopped at the end."""
+    sys.path.insert(0, str(Path(__file__).parent))  # the helper module beside this file
+    from pgserver import running_server
+
+    with running_server() as server:
+        if isinstance(server, str):
+            pytest.skip(server)
+        yield server
+
+
+@pytest.fixture(scope="session")
 def gcs_emulator() -> Iterator[str]:
     """A gcp-storage-emulator process on a free loopback port; yields its base URL."""
     port = free_port()

@@ -26,7 +26,10 @@ class RegistrySettings(BaseSettings):
 
     database_url: str = Field(
         default="",
-        description="SQLAlchemy URL; default sqlite:///<workspace>/registry/registry.db. PostgreSQL: postgresql+psycopg://…",
+        description=(
+            "SQLAlchemy URL; default sqlite:///<workspace>/registry/registry.db. PostgreSQL (the postgres extra): "
+            "postgresql+psycopg://user:password@host:5432/db; create or upgrade its schema with `edgeloop registry migrate`."
+        ),
     )
     artifacts_uri: str = Field(
         default="",

@@ -14,8 +14,21 @@ sys.path.insert(0, str(Path(__file__).parent))  # the helper module beside this 
 from regkit import Harness, create_keys
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The registry database of this test: the embedded SQLite default, or a fresh database on a real PostgreSQL.
+
+    A test of SQLite itself would narrow it: `@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)`.
+    """
+    if request.param == "sqlite":
+        return ""
+    url: str = request.getfixturevalue("postgres_server").create_database()
+    monkeypatch.setenv("EDGELOOP_REGISTRY_DATABASE_URL", url)
+    return url
+
+
 @pytest.fixture()
-def registry_env(tmp_path: Path) -> Iterator[Path]:
+def registry_env(tmp_path: Path, database_url: str) -> Iterator[Path]:
     from registry_api.core.config import get_registry_settings
 
     get_registry_settings.cache_clear()

@@ -110,13 +110,13 @@ class Harness:
         return self.client.get("/v1/models/shelf-products/manifest", params=params, headers=headers)
 
 
-def create_keys(**rates: float) -> dict[str, str]:
-    """One key per role, straight on the database (as `edgeloop keys create` does)."""
+def create_keys(database: str | None = None, **rates: float) -> dict[str, str]:
+    """One key per role, straight on the database (default: the configured one), as `edgeloop keys create` does."""
     from registry_api import crud, db
     from registry_api.core.config import get_registry_settings
     from registry_api.core.security import Role
 
-    engine = db.make_engine(get_registry_settings().database)
+    engine = db.make_engine(database or get_registry_settings().database)
     db.init_db(engine)
     tokens = {}
     with db.session_factory(engine).begin() as session:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -148,22 +147,3 @@ def test_min_devices_above_the_window_is_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("EDGELOOP_REGISTRY_BENCHMARK_MIN_DEVICES", "9")
     with pytest.raises(ConfigError, match=r"EDGELOOP_REGISTRY_BENCHMARK_MIN_DEVICES='9'.*exceeds benchmark_devices"):
         load_settings(RegistrySettings)
-
-
-def test_an_existing_database_gets_the_new_column(registry_env: Path, tmp_path: Path) -> None:
-    from registry_api import db
-
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as con:  # the benchmarks table as it was before uploads recorded their key
-        con.execute(
-            "CREATE TABLE benchmarks (benchmark_id VARCHAR(36) PRIMARY KEY, model VARCHAR(128), version INTEGER,"
-            " variant VARCHAR(64), device_class VARCHAR(64), device_id VARCHAR(128), runtime VARCHAR(32),"
-            " runs INTEGER, p50_ms FLOAT, p90_ms FLOAT, p99_ms FLOAT, measured_at DATETIME, received_at DATETIME)"
-        )
-    engine = db.make_engine(f"sqlite:///{path}")
-    db.init_db(engine)
-    db.init_db(engine)  # idempotent
-    engine.dispose()
-    with sqlite3.connect(path) as con:
-        columns = [row[1] for row in con.execute("PRAGMA table_info(benchmarks)")]
-    assert "key_id" in columns

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from regkit import Harness, create_keys, make_package
+from regkit import Harness, make_package
 
 from edge.manifest import ManifestError, verify
 
@@ -177,7 +177,6 @@ def test_unknown_model_alias_and_runtime(two_versions: Harness) -> None:
 def test_key_rotation_lists_old_and_new(registry_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-    from fastapi.testclient import TestClient
 
     from registry_api import create_app
 
@@ -220,31 +219,6 @@ def test_every_alias_write_grows_the_signed_sequence(two_versions: Harness) -> N
     h.client.post("/v1/models/shelf-products/aliases/production/rollback", headers=h.auth(h.publisher))
     assert sequence("canary") > canary
     print(f"\nproduction sequences over 5 writes: {seen}; canary {canary} -> {sequence('canary')}")
-
-
-def test_database_from_before_sequences_gets_the_column_at_start_up(registry_env: Path, tmp_path: Path) -> None:
-    from sqlalchemy import text
-
-    from registry_api import create_app, db
-    from registry_api.core.config import get_registry_settings
-
-    tokens = create_keys()
-    with TestClient(create_app()) as client:
-        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env, tokens["qa"])
-        assert h.publish(make_package(tmp_path / "v1", run="run-1")).status_code == 201
-        assert h.set_alias("production", {"version": 1}).status_code == 200
-    # Make it the database an older registry left behind: same rows, no aliases.sequence column.
-    engine = db.make_engine(get_registry_settings().database)
-    with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE aliases DROP COLUMN sequence"))
-    engine.dispose()
-    with TestClient(create_app()) as client:
-        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env, tokens["qa"])
-        old = h.manifest(device_id="d1")
-        assert old.status_code == 200, old.text
-        assert verify(old.content, _pins(h)).sequence == 0  # rows from before start at 0 ...
-        assert h.set_alias("production", {"version": 1, "reason": "again"}).status_code == 200
-        assert verify(h.manifest(device_id="d1").content, _pins(h)).sequence == 1  # ... and grow from there
 
 
 def test_a_fallback_to_production_carries_productions_rollback(harness: Harness, tmp_path: Path) -> None:

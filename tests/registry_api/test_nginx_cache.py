@@ -48,14 +48,15 @@ def _free_port() -> int:
 class Nginx:
     """nginx in the foreground with its own prefix, the shipped template rendered into its http block."""
 
-    def __init__(self, exe: str, root: Path, upstream: str) -> None:
+    def __init__(self, exe: str, root: Path, upstream: str, template: Path = TEMPLATE, **variables: str) -> None:
         self.exe, self.root = exe, root
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        site = string.Template(TEMPLATE.read_text()).safe_substitute(
+        site = string.Template(template.read_text()).safe_substitute(
             EDGELOOP_NGINX_LISTEN=f"127.0.0.1:{self.port}",
             EDGELOOP_NGINX_UPSTREAM=upstream,
             EDGELOOP_NGINX_CACHE_DIR=str(root / "cache"),
+            **variables,
         )
         temp = {k: root / k for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
         for path in temp.values():

@@ -87,6 +87,45 @@ def test_50_concurrent_publishes_of_different_packages_give_distinct_unmixed_ver
     assert len({v["run_version"] for v in versions}) == 50
 
 
+async def _put_aliases(url: str, token: str, names: list[str]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(names))
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        return await asyncio.gather(
+            *(client.put(f"/v1/models/shelf-products/aliases/{n}", json={"version": 1}, headers=auth) for n in names)
+        )
+
+
+def test_concurrent_alias_writes_each_get_their_own_sequence(
+    server: Server, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    """Sequences are max+1 per model: two writers reading the same max would sign equal counters."""
+    from sqlalchemy import select
+
+    from registry_api import db
+    from registry_api.core.config import get_registry_settings
+
+    publish = httpx.post(
+        f"{server.url}/v1/models/shelf-products/versions",
+        files=multipart(make_package(tmp_path / "pkg")),
+        headers={"Authorization": f"Bearer {tokens['publisher']}"},
+        timeout=60,
+    )
+    assert publish.status_code == 201, publish.text
+    # 20 different aliases, and 10 writers creating the same one: 30 writes, 30 sequences.
+    names = [f"ring-{i}" for i in range(20)] + ["production"] * 10
+    responses = asyncio.run(_put_aliases(server.url, tokens["publisher"], names))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+    engine = db.make_engine(get_registry_settings().database)
+    with db.session_factory(engine)() as session:
+        rows = session.scalars(select(db.Alias).where(db.Alias.model == "shelf-products")).all()
+        audited = session.scalars(select(db.AuditEntry).where(db.AuditEntry.action == "set_alias")).all()
+    engine.dispose()
+    assert len(rows) == 21
+    assert len({r.sequence for r in rows}) == 21
+    assert len(audited) == 30
+
+
 def _event(i: int) -> TelemetryEvent:
     return TelemetryEvent(
         event_id=uuid.UUID(int=i + 1), device_id=f"d{i % 97}", kind="inference", model="m", version=1, latency_ms=1.0
