@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 UV_VERSION = "0.13.9"  # the uv that wrote uv.lock; pinned so bootstraps are repeatable
-FAST = "not slow and not tf and not beam and not airflow and not gcs and not bigquery and not browser"
+FAST = "not slow and not tf and not beam and not airflow and not gcs and not bigquery and not browser and not postgres"
 
 
 def say(message: str) -> None:

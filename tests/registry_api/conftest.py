@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # the helper module beside this 
 from regkit import Harness, create_keys
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# PostgreSQL runs in the full suite; the fast suite keeps to SQLite so it stays about a minute.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The registry database of this test: the embedded SQLite default, or a fresh database on a real PostgreSQL.
 
