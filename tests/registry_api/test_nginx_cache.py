@@ -77,7 +77,7 @@ class Nginx:
         check = subprocess.run([self.exe, "-t", "-p", str(self.root), "-c", conf], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
         self.proc = subprocess.Popen([self.exe, "-p", str(self.root), "-c", conf], stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # start-up on a loaded CI box
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()

@@ -191,7 +191,9 @@ def test_a_replica_killed_mid_traffic_loses_no_acknowledged_write_and_polls_go_o
         if i == 20:
             cluster.replicas[1].kill()  # SIGKILL while devices poll and writes arrive
             polls_at_kill = len(polls)
+    deadline = time.monotonic() + 120  # a bound on a hang (pollers gone), not a speed assertion
     while len(polls) < polls_at_kill + 100:  # devices go on polling well after the kill (counted, not timed)
+        assert time.monotonic() < deadline, f"polling stalled after the kill: {len(polls) - polls_at_kill} more polls"
         time.sleep(0.05)
     stop.set()
     for thread in pollers:
