@@ -102,13 +102,13 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
 
         settings = get_registry_settings()
     registry = Registry.build(settings)
-    access_log.configure(settings.access_log)
+    log = access_log.AccessLog(settings.access_log)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         registry.close()
-        access_log.flush()
+        log.close()
 
     app = FastAPI(
         title="edgeloop registry",
@@ -133,7 +133,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app.add_middleware(manifests.FastPollMiddleware, on_error=_on_error)
     if settings.cors_origins:  # outside the fast poll path, so polls answered there get the headers too
         app.add_middleware(CORSMiddleware, origins=settings.cors_origins)
-    app.add_middleware(access_log.AccessLogMiddleware)  # added last: outermost, so it logs fast polls too
+    app.add_middleware(access_log.AccessLogMiddleware, log=log)  # added last: outermost, so it logs fast polls too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
