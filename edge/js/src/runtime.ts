@@ -27,6 +27,14 @@ export interface Image {
   readonly channels: 3 | 4;
 }
 
+/** What a classifier needs to know of a model file: a `Manifest` or an `InstalledModel`. */
+export interface ModelInfo {
+  readonly runtime: string;
+  readonly variant: string;
+  readonly labels: readonly string[];
+  readonly input?: InputSpec;
+}
+
 export class Classifier {
   constructor(
     readonly model: LoadedModel,
@@ -34,11 +42,15 @@ export class Classifier {
     readonly input: InputSpec,
   ) {}
 
-  static async load(runtime: ModelRuntime, data: Uint8Array, manifest: Manifest): Promise<Classifier> {
-    if (runtime.name !== manifest.runtime) {
-      throw new ModelLoadError(`variant ${manifest.variant} needs ${manifest.runtime}; this runtime is ${runtime.name}`);
+  /** `model`: the manifest, or the store's `InstalledModel` (what is serving). */
+  static async load(runtime: ModelRuntime, data: Uint8Array, model: ModelInfo): Promise<Classifier> {
+    if (runtime.name !== model.runtime) {
+      throw new ModelLoadError(`variant ${model.variant} needs ${model.runtime}; this runtime is ${runtime.name}`);
     }
-    return new Classifier(await runtime.load(data), manifest.labels, manifest.input);
+    if (model.input === undefined) {
+      throw new ModelLoadError(`the store holds no input spec for variant ${model.variant} (an older SDK installed it); install it again`);
+    }
+    return new Classifier(await runtime.load(data), model.labels, model.input);
   }
 
   /** Probabilities for one image, in label order. */

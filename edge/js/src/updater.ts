@@ -221,6 +221,7 @@ export class Updater {
       sha256: manifest.sha256,
       size: manifest.size,
       labels: manifest.labels,
+      input: manifest.input,
       sequence: manifest.sequence,
     };
     await store.putModel(entry.sha256, data);
