@@ -8,19 +8,16 @@ against the Python SDK's prediction on the very pixels the kiosk saw; a console 
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import json
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from browserkit import launch
+from browserkit import StaticServer, launch
 from edge_testkit import LABELS, sha256
 from registry_server import RegistryServer
 
@@ -49,26 +46,6 @@ def y4m(photos: list[Any], path: Path) -> list[np.ndarray]:
             for _ in range(HOLD):
                 out.write(b"FRAME\n" + frame)
     return [p.astype(np.uint8) for p in rgb]
-
-
-class StaticServer:
-    """The kiosk's own origin: a plain static file server on a free loopback port."""
-
-    def __init__(self, folder: Path) -> None:
-        handler = functools.partial(_QuietHandler, directory=str(folder))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the test reads the browser's side; a line per request only hides failures
 
 
 @pytest.fixture()
