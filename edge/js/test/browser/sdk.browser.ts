@@ -1,6 +1,7 @@
 /**
- * The IndexedDB store and the onnxruntime-web runtime in a real browser (tests/edge/test_js_browser.py bundles
- * this file, opens it in Chromium and reads `window.browserChecks`): one named check per contract clause.
+ * The SDK in a real browser (tests/edge/test_js_browser.py bundles this file, opens it in Chromium and reads
+ * `window.browserChecks`): one named check per clause of the IndexedDB store's contract, onnxruntime-web, and
+ * every conformance vector (vectors.json served beside the page) through the browser's own JS engine.
  */
 
 import { sha256 } from "@noble/hashes/sha256";
@@ -9,6 +10,7 @@ import { bytesToHex } from "@noble/hashes/utils";
 import { IndexedDbQueueStorage, IndexedDbStore, openDatabase } from "../../src/browser.js";
 import { OnnxWebRuntime } from "../../src/onnx-web.js";
 import { EMPTY_STATE, type InstalledModel } from "../../src/store.js";
+import { runAll, type Vectors } from "../vectors.js";
 
 type Check = { name: string; ok: boolean; detail: string };
 
@@ -95,6 +97,8 @@ async function run(): Promise<Check[]> {
   const runtime = new OnnxWebRuntime({ wasmPaths: new URL("ort/", location.href).href });
   const notAModel = await refusal(() => runtime.load(bytes(64, 7)));
   check("onnxruntime-web refuses a file that is not a model", notAModel.startsWith("ModelLoadError"), notAModel);
+  const vectors = (await (await fetch("vectors.json")).json()) as Vectors;
+  for (const outcome of runAll(vectors)) check(`vector ${outcome.category}/${outcome.name}`, outcome.ok, outcome.got);
   return checks;
 }
 
