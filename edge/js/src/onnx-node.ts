@@ -1,7 +1,6 @@
 /** `ModelRuntime` over onnxruntime-node (an optional peer dependency: install it to use this module). */
 
-import { ModelLoadError } from "./errors.js";
-import { loadSession } from "./onnx-session.js";
+import { loadSession, optionalImport } from "./onnx-session.js";
 import type { LoadedModel, ModelRuntime } from "./runtime.js";
 
 export class OnnxNodeRuntime implements ModelRuntime {
@@ -10,12 +9,7 @@ export class OnnxNodeRuntime implements ModelRuntime {
   constructor(private readonly threads: number | null = null) {}
 
   async load(data: Uint8Array): Promise<LoadedModel> {
-    let ort: typeof import("onnxruntime-node");
-    try {
-      ort = await import("onnxruntime-node");
-    } catch {
-      throw new ModelLoadError("onnxruntime-node is not installed; npm install onnxruntime-node");
-    }
+    const ort = await optionalImport(() => import("onnxruntime-node"), "onnxruntime-node");
     return loadSession(ort, data, this.threads ? { intraOpNumThreads: this.threads, interOpNumThreads: 1 } : {});
   }
 }

@@ -11,6 +11,15 @@ export interface Ort {
   readonly Tensor: new (type: "float32" | "uint8" | "int8", data: Float32Array | Uint8Array | Int8Array, dims: readonly number[]) => Tensor;
 }
 
+/** An optional peer dependency, or a ModelLoadError saying how to install it. */
+export async function optionalImport<T>(load: () => Promise<T>, pkg: string): Promise<T> {
+  try {
+    return await load();
+  } catch {
+    throw new ModelLoadError(`${pkg} is not installed; npm install ${pkg}`);
+  }
+}
+
 export async function loadSession(ort: Ort, data: Uint8Array, options: InferenceSession.SessionOptions): Promise<LoadedModel> {
   let session: InferenceSession;
   try {

@@ -4,7 +4,7 @@
  */
 
 import { ModelLoadError } from "./errors.js";
-import { loadSession } from "./onnx-session.js";
+import { loadSession, optionalImport } from "./onnx-session.js";
 import type { LoadedModel, ModelRuntime } from "./runtime.js";
 
 export interface OnnxWebOptions {
@@ -25,12 +25,7 @@ export class OnnxWebRuntime implements ModelRuntime {
   }
 
   async load(data: Uint8Array): Promise<LoadedModel> {
-    let ort: typeof import("onnxruntime-web/wasm");
-    try {
-      ort = await import("onnxruntime-web/wasm");
-    } catch {
-      throw new ModelLoadError("onnxruntime-web is not installed; npm install onnxruntime-web");
-    }
+    const ort = await optionalImport(() => import("onnxruntime-web/wasm"), "onnxruntime-web");
     ort.env.wasm.wasmPaths = this.options.wasmPaths;
     ort.env.wasm.numThreads = this.options.threads ?? 1;
     return loadSession(ort, data, { executionProviders: ["wasm"] });
