@@ -33,4 +33,4 @@ export {
 } from "./telemetry.js";
 export { type DeviceInfo, type UpdateResult, type UpdateStatus, Updater, type UpdaterOptions } from "./updater.js";
 export { type InputDtype, quantize, toPixels } from "./preprocess.js";
-export { Classifier, healthCheck, type Image, type LoadedModel, type ModelInfo, type ModelRuntime, syntheticProbes } from "./runtime.js";
+export { Classifier, healthCheck, type HealthOptions, type Image, type LoadedModel, type ModelInfo, type ModelRuntime, syntheticProbes } from "./runtime.js";
