@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from browserkit import StaticServer, launch
-from edge_testkit import LABELS, sha256
+from edge_testkit import LABELS, SIZE, onnx_model, sha256
 from registry_server import RegistryServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -77,6 +77,14 @@ def cors_registry(tmp_path: Path, site: StaticServer) -> Iterator[RegistryServer
     yield server
     server.stop()
     get_registry_settings.cache_clear()
+
+
+def template_model(path: Path, photos: list[Any], labels: list[str], version: int) -> Path:
+    """An ONNX model that names photo k `labels[k]`: softmax of -0.1 x squared distance to each photo at 16 px."""
+    import edge.runtime
+
+    t = np.stack([edge.runtime.to_pixels(p, (SIZE, SIZE)).reshape(-1) / 255 for p in photos[: len(labels)]], axis=1)
+    return onnx_model(path, version=version, labels=labels, dense=(0.2 * t, -0.1 * (t**2).sum(axis=0)))
 
 
 def wait_for(page: Any, condition: str, errors: list[str]) -> dict[str, Any]:
@@ -139,15 +147,17 @@ def check_frames(frames: list[dict[str, Any]], model: Path, written: list[np.nda
 
 
 def test_kiosk_names_products_like_the_python_sdk_and_swaps_while_running(
-    kiosk_dir: Path, site: StaticServer, cors_registry: RegistryServer, tmp_path: Path,
-    onnx_v1: Path, onnx_v2: Path,
-) -> None:  # fmt: skip
+    kiosk_dir: Path, site: StaticServer, cors_registry: RegistryServer, tmp_path: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     from edgeloop.synth import catalogue, render
 
     photos = [render(spec, k, size=SIDE) for k, spec in enumerate(catalogue(4, seed=5))]
     written = y4m(photos, tmp_path / "camera.y4m")
+    # v1 knows three of the four products; v2 adds the fourth (its labels extend v1's).
+    onnx_v1 = template_model(tmp_path / "v1.onnx", photos, LABELS, 1)
+    onnx_v2 = template_model(tmp_path / "v2.onnx", photos, [*LABELS, "cedar-deodorant"], 2)
     registry = cors_registry
     (kiosk_dir / "config.json").write_text(
         json.dumps({
@@ -185,6 +195,7 @@ def test_kiosk_names_products_like_the_python_sdk_and_swaps_while_running(
         state = wait_for(page, "s.frames.length >= 20", errors)
         assert (state["version"], state["variant"], state["source"]) == (1, "onnx_fp32", "registry")
         assert len(check_frames(frames_of(page, 1), onnx_v1, written)) >= 3
+        assert len({f["label"] for f in frames_of(page, 1)}) >= 2  # the products are told apart
         assert "v1 · onnx_fp32" in page.inner_text("#model")
 
         # production moves to v2 while the kiosk runs: it swaps within a poll or two.
@@ -192,6 +203,7 @@ def test_kiosk_names_products_like_the_python_sdk_and_swaps_while_running(
         state = wait_for(page, "s.frames.filter(f => f.version === 2).length >= 20", errors)
         assert (state["version"], state["previousVersion"]) == (2, 1)
         assert len(check_frames(frames_of(page, 2), onnx_v2, written)) >= 3
+        assert len({f["label"] for f in frames_of(page, 2)}) >= 3
         assert "v2 · onnx_fp32 · previous v1" in page.inner_text("#model")
         page.screenshot(path=str(tmp_path / "kiosk-v2.png"))
         stored = page.evaluate(IDB_CONTENTS)
