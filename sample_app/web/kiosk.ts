@@ -54,6 +54,8 @@ interface KioskState {
   label: string | null;
   score: number | null;
   classified: number;
+  /** Telemetry events the registry has acknowledged since this start. */
+  telemetrySent: number;
   frames: Frame[];
   error: string | null;
 }
@@ -74,6 +76,7 @@ const state: KioskState = (window.kioskState = {
   label: null,
   score: null,
   classified: 0,
+  telemetrySent: 0,
   frames: [],
   error: null,
 });
@@ -207,7 +210,8 @@ async function main(): Promise<void> {
       const entry = await updater.current();
       if (entry !== null) await swapTo(entry, "registry");
     }
-    await telemetry.flush(updater.client);
+    const sent = await telemetry.flush(updater.client);
+    state.telemetrySent += sent.accepted + sent.duplicates;
     failures = result.status === "failed" ? failures + 1 : 0;
     const delayS = failures > 0 ? backoffDelay(failures, 5, 600, result.retryAfterS, Math.random) : pollDelay(config.pollIntervalS ?? 60, 0.2, Math.random);
     await new Promise((resolve) => setTimeout(resolve, delayS * 1000));

@@ -192,7 +192,7 @@ def test_kiosk_names_products_like_the_python_sdk_and_swaps_while_running(
         page.goto(site.origin + "/index.html")
 
         # Installs v1 from the registry, then names what the camera shows: HOLD x 4 frames is one loop of the file.
-        state = wait_for(page, "s.frames.length >= 20", errors)
+        state = wait_for(page, "s.frames.length >= 20 && s.telemetrySent > 0", errors)  # the update event
         assert (state["version"], state["variant"], state["source"]) == (1, "onnx_fp32", "registry")
         assert len(check_frames(frames_of(page, 1), onnx_v1, written)) >= 3
         assert len({f["label"] for f in frames_of(page, 1)}) >= 2  # the products are told apart
