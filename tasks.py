@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
     if code := js_sdk():
         return code
     if not fast and shutil.which(os.environ.get("EDGELOOP_CHROMIUM", "chromium")) is None:
-        say("no Chromium on this machine: the console's browser tests will skip (apt-get install chromium)")
+        say("no Chromium on this machine: the browser tests (console, web kiosk) will skip (apt-get install chromium)")
     say("pytest" + (" (fast suite)" if fast else " (full suite)"))
     return run(uv_exe, "pytest", *(["-m", FAST] if fast else []), *rest)
 
