@@ -9,13 +9,18 @@ export {
   type InputSpec,
   type Manifest,
   MAX_INT,
+  nobleSignatureCheck,
   publicKeysFromBase64,
   type PublicKeys,
   type Quantization,
   type Runtime,
+  type SignatureCheck,
+  signatureCheck,
   verifyManifest,
+  verifyManifestWith,
+  webCryptoSignatureCheck,
 } from "./manifest.js";
-export { checkBytes, checkManifest, type Expectations } from "./verify.js";
+export { checkBytes, checkManifest, checkManifestWith, type Expectations } from "./verify.js";
 export { backoffDelay, parseRetryAfter, pollDelay, type Random } from "./backoff.js";
 export { type ClientOptions, type Fetch, MAX_MANIFEST_BYTES, type ManifestResponse, type PollParams, RegistryClient } from "./client.js";
 export { type DownloadOptions, type DownloadResult, downloadArtifact } from "./download.js";

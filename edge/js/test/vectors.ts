@@ -9,6 +9,7 @@ import {
   canonicalText,
   checkBytes,
   checkManifest,
+  checkManifestWith,
   EdgeError,
   type Expectations,
   type InputDtype,
@@ -17,6 +18,7 @@ import {
   publicKeysFromBase64,
   type PublicKeys,
   quantize,
+  type SignatureCheck,
   toPixels,
   VerificationError,
 } from "../src/index.js";
@@ -57,9 +59,14 @@ function expectations(e: Record<string, unknown>): Expectations {
   return camel as unknown as Expectations;
 }
 
-function run(keys: PublicKeys, raw: Uint8Array, c: ManifestCase): [string, Manifest | null] {
+/** "sync": `checkManifest` (@noble/ed25519); otherwise `checkManifestWith` that signature check. */
+export type Engine = "sync" | SignatureCheck;
+
+async function run(keys: PublicKeys, raw: Uint8Array, c: ManifestCase, engine: Engine): Promise<[string, Manifest | null]> {
+  const expect = expectations(c.expect);
   try {
-    return ["accept", checkManifest(raw, keys, expectations(c.expect), new Date(c.now))];
+    const now = new Date(c.now);
+    return ["accept", engine === "sync" ? checkManifest(raw, keys, expect, now) : await checkManifestWith(raw, keys, expect, now, engine)];
   } catch (err) {
     if (err instanceof VerificationError) return [err.name, null];
     throw err;
@@ -67,24 +74,24 @@ function run(keys: PublicKeys, raw: Uint8Array, c: ManifestCase): [string, Manif
 }
 
 /** The distinct verdicts on a case: one, or for `tamper_every_byte` one per flipped byte (all must agree). */
-export function manifestVerdicts(keys: PublicKeys, c: ManifestCase): string[] {
+export async function manifestVerdicts(keys: PublicKeys, c: ManifestCase, engine: Engine = "sync"): Promise<string[]> {
   const raw = wire(c);
-  if (c.mode !== "tamper_every_byte") return [run(keys, raw, c)[0]];
+  if (c.mode !== "tamper_every_byte") return [(await run(keys, raw, c, engine))[0]];
   const verdicts = new Set<string>();
   for (let i = 0; i < raw.length; i++) {
     for (const flip of c.flips ?? []) {
       const tampered = raw.slice();
       tampered[i] = (tampered[i] as number) ^ flip;
-      verdicts.add(run(keys, tampered, c)[0]);
+      verdicts.add((await run(keys, tampered, c, engine))[0]);
     }
   }
   return [...verdicts];
 }
 
 /** The verdict on a file case's bytes, after its (valid) manifest case is accepted. */
-export function fileVerdict(keys: PublicKeys, vectors: Vectors, c: FileCase): string {
+export async function fileVerdict(keys: PublicKeys, vectors: Vectors, c: FileCase, engine: Engine = "sync"): Promise<string> {
   const source = vectors.manifest_cases.find((m) => m.name === c.manifest_case) as ManifestCase;
-  const [verdict, manifest] = run(keys, wire(source), source);
+  const [verdict, manifest] = await run(keys, wire(source), source, engine);
   if (verdict !== "accept") return `manifest case ${source.name}: ${verdict}`;
   try {
     checkBytes(base64Decode(c.file_b64), manifest as Manifest);
@@ -131,14 +138,14 @@ export interface Outcome {
 }
 
 /** Every vector, each with whether this engine gives the expected result. */
-export function runAll(vectors: Vectors): Outcome[] {
+export async function runAll(vectors: Vectors, engine: Engine = "sync"): Promise<Outcome[]> {
   const keys = publicKeysFromBase64(vectors.keys);
   const out: Outcome[] = [];
   const add = (category: string, name: string, got: unknown, want: unknown): void => {
     out.push({ category, name, ok: JSON.stringify(got) === JSON.stringify(want), got: JSON.stringify(got) });
   };
-  for (const c of vectors.manifest_cases) add("manifest", c.name, manifestVerdicts(keys, c), [c.verdict]);
-  for (const c of vectors.file_cases) add("file", c.name, fileVerdict(keys, vectors, c), c.verdict);
+  for (const c of vectors.manifest_cases) add("manifest", c.name, await manifestVerdicts(keys, c, engine), [c.verdict]);
+  for (const c of vectors.file_cases) add("file", c.name, await fileVerdict(keys, vectors, c, engine), c.verdict);
   for (const c of vectors.canonical_cases) add("canonical", c.name, canonicalOf(c), c.canonical);
   for (const c of vectors.preprocess_cases) add("preprocess", c.name, [preprocessMatches(c, 3), preprocessMatches(c, 4)], [true, true]);
   for (const c of vectors.quantize_cases) add("quantize", c.name, quantized(c), c.expected);

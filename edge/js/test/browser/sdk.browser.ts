@@ -9,6 +9,7 @@ import { bytesToHex } from "@noble/hashes/utils";
 
 import { IndexedDbQueueStorage, IndexedDbStore, openDatabase } from "../../src/browser.js";
 import { OnnxWebRuntime } from "../../src/onnx-web.js";
+import { signatureCheck, webCryptoSignatureCheck } from "../../src/manifest.js";
 import { EMPTY_STATE, type InstalledModel } from "../../src/store.js";
 import { runAll, type Vectors } from "../vectors.js";
 
@@ -98,7 +99,10 @@ async function run(): Promise<Check[]> {
   const notAModel = await refusal(() => runtime.load(bytes(64, 7)));
   check("onnxruntime-web refuses a file that is not a model", notAModel.startsWith("ModelLoadError"), notAModel);
   const vectors = (await (await fetch("vectors.json")).json()) as Vectors;
-  for (const outcome of runAll(vectors)) check(`vector ${outcome.category}/${outcome.name}`, outcome.ok, outcome.got);
+  for (const [name, engine] of [["noble", "sync"], ["webcrypto", webCryptoSignatureCheck]] as const) {
+    for (const outcome of await runAll(vectors, engine)) check(`${name} vector ${outcome.category}/${outcome.name}`, outcome.ok, outcome.got);
+  }
+  check("signatureCheck() picks this browser's WebCrypto Ed25519", (await signatureCheck()) === webCryptoSignatureCheck, null);
   return checks;
 }
 
