@@ -5,7 +5,8 @@
     python3 tasks.py test          # lint, types and the full test suite (what CI runs)
     python3 tasks.py test --fast   # the quick suite: no TensorFlow, Beam, Airflow or emulator
 
-Both test runs also build and test the TypeScript SDK in edge/js when node and npm are present.
+Both test runs also build and test the TypeScript SDK in edge/js (and build the web kiosk on it)
+when node and npm are present.
 
 It installs uv into .tools/ when it is not on PATH, then `uv sync --frozen` from the
 committed lock file, so every machine runs the same versions.
@@ -73,7 +74,8 @@ def js_sdk() -> int:
         say(f"npm {' '.join(step)} (edge/js)")
         if code := subprocess.run([npm, *step], cwd=ROOT / "edge" / "js", env=env).returncode:
             return code
-    return 0
+    say("web kiosk: type-check and bundle (sample_app/web/build.mjs -> sample_app/web/dist)")
+    return subprocess.run(["node", str(ROOT / "sample_app" / "web" / "build.mjs")], cwd=ROOT).returncode
 
 
 def main(argv: list[str]) -> int:
@@ -94,7 +96,7 @@ def main(argv: list[str]) -> int:
     if code := js_sdk():
         return code
     if not fast and shutil.which(os.environ.get("EDGELOOP_CHROMIUM", "chromium")) is None:
-        say("no Chromium on this machine: the console's browser tests will skip (apt-get install chromium)")
+        say("no Chromium on this machine: the browser tests (console, web kiosk) will skip (apt-get install chromium)")
     say("pytest" + (" (fast suite)" if fast else " (full suite)"))
     return run(uv_exe, "pytest", *(["-m", FAST] if fast else []), *rest)
 

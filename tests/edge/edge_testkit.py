@@ -38,19 +38,24 @@ def onnx_model(
     seed: int | None = None,
     nan: bool = False,
     hidden_matmuls: int = 0,
+    dense: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Path:
-    """raw 0..255 float pixels (N,16,16,3) -> /255 -> dense -> softmax; `nan` poisons the output."""
+    """raw 0..255 float pixels (N,16,16,3) -> /255 -> dense -> softmax; `nan` poisons the output.
+
+    `dense` gives the layer's (weights (768, classes), bias) instead of random ones from the seed.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     labels = labels or LABELS
     rng = np.random.default_rng(version if seed is None else seed)
     features = SIZE * SIZE * 3
+    w, b = dense or (rng.normal(0, 0.05, (features, len(labels))), rng.normal(0, 0.1, len(labels)))
     inits = [
         numpy_helper.from_array(np.array([-1, features], np.int64), "shape"),
         numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
-        numpy_helper.from_array(rng.normal(0, 0.05, (features, len(labels))).astype(np.float32), "w"),
-        numpy_helper.from_array(rng.normal(0, 0.1, len(labels)).astype(np.float32), "b"),
+        numpy_helper.from_array(np.asarray(w, np.float32), "w"),
+        numpy_helper.from_array(np.asarray(b, np.float32), "b"),
     ]
     nodes = [
         helper.make_node("Reshape", ["pixels", "shape"], ["flat"]),

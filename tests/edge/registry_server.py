@@ -5,6 +5,7 @@ Devices talk to it over real HTTP; tests publish tiny real model packages throug
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import socket
 import threading
@@ -95,6 +96,13 @@ class RegistryServer:
         """What an app pins at build time: the registry's current public key(s)."""
         keys = httpx.get(f"{self.url}/v1/keys").json()["keys"]
         return {k["key_id"]: load_public_key(k["public_key"]) for k in keys}
+
+    def public_keys_base64(self) -> dict[str, str]:
+        """The same keys as an app written in another language pins them: key id -> base64 of the raw 32 bytes."""
+        from cryptography.hazmat.primitives import serialization
+
+        raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        return {kid: base64.b64encode(key.public_bytes(*raw)).decode() for kid, key in self.public_keys().items()}
 
     def publish(self, files: dict[str, Path], run: str, labels: list[str]) -> int:
         """Publish a package of real model files (variant -> file); returns the registry version number."""

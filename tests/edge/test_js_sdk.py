@@ -7,7 +7,6 @@ Needs Node and a built edge/js (`python3 tasks.py test` builds it first); skippe
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -29,23 +28,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def keys_json(registry: RegistryServer) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = {
-        kid: base64.b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
-        for kid, key in registry.public_keys().items()
-    }
-    return json.dumps(raw)
-
-
 _KEYS: dict[str, str] = {}
 
 
 def node(command: str, url: str, store: Path, registry: RegistryServer, *extra: str) -> dict[str, Any]:
     # Pinned once per registry, as an app does at build time (the registry may be down later).
     if registry.url not in _KEYS:
-        _KEYS[registry.url] = keys_json(registry)
+        _KEYS[registry.url] = json.dumps(registry.public_keys_base64())
     keys = _KEYS[registry.url]
     args = [str(NODE), str(CLI), command, "--registry", url, "--store", str(store)]
     args += ["--keys", keys, "--api-key", registry.tokens["device"], "--device-id", "js-device", *extra]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,20 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from browserkit import chromium_or_skip, launch
 from regkit import Server, create_keys, make_package, multipart
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("EDGELOOP_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MODEL = "shelf-products"
 XSS = "<script>alert('x')</script>"
 EVIL = "http://evil.example"
@@ -37,12 +27,11 @@ EVIL = "http://evil.example"
 
 @pytest.fixture()
 def chromium() -> Iterator[Any]:
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (or set EDGELOOP_CHROMIUM)")
+    chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
 

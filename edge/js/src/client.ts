@@ -93,7 +93,12 @@ export class RegistryClient {
     const url = `${this.baseUrl}/v1/models/${encodeURIComponent(model)}/manifest?${query.toString()}`;
     const what = `manifest of ${model}`;
     const response = await this.request(url, what, { headers: etag ? { "if-none-match": etag } : {} });
-    if (response.status === 304) return { raw: null, etag };
+    if (response.status === 304) {
+      // Read the (empty) body: an unread one holds the connection until garbage collection, and
+      // Chromium reports the request as aborted.
+      await response.arrayBuffer();
+      return { raw: null, etag };
+    }
     const raw = await readCapped(
       response,
       MAX_MANIFEST_BYTES,

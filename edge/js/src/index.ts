@@ -9,13 +9,18 @@ export {
   type InputSpec,
   type Manifest,
   MAX_INT,
+  nobleSignatureCheck,
   publicKeysFromBase64,
   type PublicKeys,
   type Quantization,
   type Runtime,
+  type SignatureCheck,
+  signatureCheck,
   verifyManifest,
+  verifyManifestWith,
+  webCryptoSignatureCheck,
 } from "./manifest.js";
-export { checkBytes, checkManifest, type Expectations } from "./verify.js";
+export { checkBytes, checkManifest, checkManifestWith, type Expectations } from "./verify.js";
 export { backoffDelay, parseRetryAfter, pollDelay, type Random } from "./backoff.js";
 export { type ClientOptions, type Fetch, MAX_MANIFEST_BYTES, type ManifestResponse, type PollParams, RegistryClient } from "./client.js";
 export { type DownloadOptions, type DownloadResult, downloadArtifact } from "./download.js";
@@ -33,4 +38,4 @@ export {
 } from "./telemetry.js";
 export { type DeviceInfo, type UpdateResult, type UpdateStatus, Updater, type UpdaterOptions } from "./updater.js";
 export { type InputDtype, quantize, toPixels } from "./preprocess.js";
-export { Classifier, healthCheck, type Image, type LoadedModel, type ModelRuntime, syntheticProbes } from "./runtime.js";
+export { Classifier, healthCheck, type HealthOptions, type Image, type LoadedModel, type ModelInfo, type ModelRuntime, syntheticProbes } from "./runtime.js";

@@ -85,8 +85,63 @@ function strictBase64(text: string): Uint8Array | null {
   return base64Encode(bytes) === text ? bytes : null;
 }
 
-/** Check the signature with the pinned key named by `key_id`, then read the schema. */
-export function verifyManifest(raw: Uint8Array | string, publicKeys: PublicKeys): Manifest {
+/**
+ * One Ed25519 check (RFC 8032, S < L): `true` only for a valid signature. Malformed keys, points or
+ * scalars give `false`, the verdict of a wrong signature.
+ */
+export type SignatureCheck = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => Promise<boolean>;
+
+function nobleVerify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  try {
+    // zip215 off: RFC 8032 / FIPS 186-5 rules, as OpenSSL (the reference) applies them.
+    return ed.verify(signature, message, publicKey, { zip215: false });
+  } catch {
+    return false; // malformed point or scalar: the same verdict as a wrong signature
+  }
+}
+
+/** @noble/ed25519: the same verdicts on every platform, synchronous underneath. */
+export const nobleSignatureCheck: SignatureCheck = async (signature, message, publicKey) => nobleVerify(signature, message, publicKey);
+
+/** The platform's WebCrypto Ed25519 (browsers since 2025, Node 20): use `signatureCheck()` to fall back. */
+export const webCryptoSignatureCheck: SignatureCheck = async (signature, message, publicKey) => {
+  let key: CryptoKey;
+  try {
+    // Copies typed for WebCrypto (an ArrayBuffer, never a SharedArrayBuffer).
+    key = await crypto.subtle.importKey("raw", publicKey.slice(), { name: "Ed25519" }, false, ["verify"]);
+  } catch (err) {
+    if ((err as Error).name === "NotSupportedError") throw err; // no Ed25519 here: not a verdict
+    return false;
+  }
+  return crypto.subtle.verify({ name: "Ed25519" }, key, signature.slice(), message.slice());
+};
+
+let detected: Promise<SignatureCheck> | null = null;
+
+/** WebCrypto's Ed25519 where the platform has it (checked once, on a known signature), @noble/ed25519 otherwise. */
+export function signatureCheck(): Promise<SignatureCheck> {
+  detected ??= (async () => {
+    const message = new Uint8Array([1, 2, 3]);
+    const secret = new Uint8Array(32).fill(7);
+    const [signature, publicKey] = [ed.sign(message, secret), ed.getPublicKey(secret)];
+    try {
+      if (globalThis.crypto?.subtle && (await webCryptoSignatureCheck(signature, message, publicKey))) return webCryptoSignatureCheck;
+    } catch (err) {
+      if ((err as Error).name !== "NotSupportedError") throw err;
+    }
+    return nobleSignatureCheck;
+  })();
+  return detected;
+}
+
+interface SignedParts {
+  readonly data: JsonObject;
+  readonly signature: Uint8Array | null;
+  readonly signed: Uint8Array;
+  readonly publicKey: Uint8Array;
+}
+
+function signedParts(raw: Uint8Array | string, publicKeys: PublicKeys): SignedParts {
   const data = parseJson(raw);
   if (!isObject(data)) throw new ManifestError("manifest is not a JSON object");
   const keyId = data.members.get("key_id");
@@ -96,18 +151,24 @@ export function verifyManifest(raw: Uint8Array | string, publicKeys: PublicKeys)
   }
   const text = data.members.get("signature") ?? "";
   const signature = typeof text === "string" ? strictBase64(text) : null;
-  const signed = canonicalBytes(data);
-  let ok = false;
-  if (signature !== null && signature.length === 64) {
-    try {
-      // zip215 off: RFC 8032 / FIPS 186-5 rules, as OpenSSL (the reference) applies them.
-      ok = ed.verify(signature, signed, publicKeys[keyId] as Uint8Array, { zip215: false });
-    } catch {
-      ok = false; // malformed point or scalar: the same verdict as a wrong signature
-    }
-  }
+  return { data, signature: signature?.length === 64 ? signature : null, signed: canonicalBytes(data), publicKey: publicKeys[keyId] as Uint8Array };
+}
+
+function verified(parts: SignedParts, ok: boolean): Manifest {
   if (!ok) throw new ManifestError("manifest signature does not verify; refusing it");
-  return readManifest(data);
+  return readManifest(parts.data);
+}
+
+/** Check the signature with the pinned key named by `key_id` (@noble/ed25519), then read the schema. */
+export function verifyManifest(raw: Uint8Array | string, publicKeys: PublicKeys): Manifest {
+  const parts = signedParts(raw, publicKeys);
+  return verified(parts, parts.signature !== null && nobleVerify(parts.signature, parts.signed, parts.publicKey));
+}
+
+/** `verifyManifest` with another signature check (the updater passes `await signatureCheck()`). */
+export async function verifyManifestWith(raw: Uint8Array | string, publicKeys: PublicKeys, check: SignatureCheck): Promise<Manifest> {
+  const parts = signedParts(raw, publicKeys);
+  return verified(parts, parts.signature !== null && (await check(parts.signature, parts.signed, parts.publicKey)));
 }
 
 // --- the schema, strict: JSON types as written, no coercion (the reference validates in strict mode)

@@ -27,6 +27,14 @@ export interface Image {
   readonly channels: 3 | 4;
 }
 
+/** What a classifier needs to know of a model file: a `Manifest` or an `InstalledModel`. */
+export interface ModelInfo {
+  readonly runtime: string;
+  readonly variant: string;
+  readonly labels: readonly string[];
+  readonly input?: InputSpec;
+}
+
 export class Classifier {
   constructor(
     readonly model: LoadedModel,
@@ -34,11 +42,15 @@ export class Classifier {
     readonly input: InputSpec,
   ) {}
 
-  static async load(runtime: ModelRuntime, data: Uint8Array, manifest: Manifest): Promise<Classifier> {
-    if (runtime.name !== manifest.runtime) {
-      throw new ModelLoadError(`variant ${manifest.variant} needs ${manifest.runtime}; this runtime is ${runtime.name}`);
+  /** `model`: the manifest, or the store's `InstalledModel` (what is serving). */
+  static async load(runtime: ModelRuntime, data: Uint8Array, model: ModelInfo): Promise<Classifier> {
+    if (runtime.name !== model.runtime) {
+      throw new ModelLoadError(`variant ${model.variant} needs ${model.runtime}; this runtime is ${runtime.name}`);
     }
-    return new Classifier(await runtime.load(data), manifest.labels, manifest.input);
+    if (model.input === undefined) {
+      throw new ModelLoadError(`the store holds no input spec for variant ${model.variant} (an older SDK installed it); install it again`);
+    }
+    return new Classifier(await runtime.load(data), model.labels, model.input);
   }
 
   /** Probabilities for one image, in label order. */
@@ -77,28 +89,52 @@ export function syntheticProbes(width: number, height: number, count = 3): Image
   return probes;
 }
 
+export interface HealthOptions {
+  readonly probes?: Image[];
+  readonly sumTolerance?: number;
+  /** Median probe latency allowed, batch 1, after one warm-up run (the reference's default). */
+  readonly latencyBudgetMs?: number;
+  /** Milliseconds, monotonic. */
+  readonly clock?: () => number;
+}
+
 /**
- * The updater's `healthCheck`: load the new model, run the probes, refuse non-finite outputs or
- * ones that are not probabilities (|sum - 1| over `sumTolerance`). Throws HealthCheckFailed.
+ * The updater's `healthCheck`, as edge/_health.py: load the new model, run one warm-up, then each probe;
+ * refuse non-finite outputs, scores outside [0, 1], ones that are not probabilities (|sum - 1| over
+ * `sumTolerance`), or a median probe latency over the budget. Throws HealthCheckFailed naming every problem.
  */
-export function healthCheck(runtime: ModelRuntime, options: { probes?: Image[]; sumTolerance?: number } = {}) {
+export function healthCheck(runtime: ModelRuntime, options: HealthOptions = {}) {
+  const clock = options.clock ?? (() => performance.now());
+  const tolerance = options.sumTolerance ?? 0.05;
+  const budget = options.latencyBudgetMs ?? 1000;
   return async (data: Uint8Array, manifest: Manifest): Promise<void> => {
     const classifier = await Classifier.load(runtime, data, manifest);
+    const problems: string[] = [];
+    const latencies: number[] = [];
     try {
       const probes = options.probes ?? syntheticProbes(manifest.input.width, manifest.input.height);
+      if (probes[0] !== undefined) await classifier.probabilities(probes[0]); // first-call allocation is not latency
       for (const [n, probe] of probes.entries()) {
+        const started = clock();
         const probs = await classifier.probabilities(probe);
+        latencies.push(clock() - started);
         if (probs.length !== manifest.labels.length) {
-          throw new HealthCheckFailed(`probe ${n}: ${probs.length} outputs for ${manifest.labels.length} labels`);
-        }
-        if (!probs.every(Number.isFinite)) throw new HealthCheckFailed(`probe ${n}: non-finite outputs`);
-        const sum = probs.reduce((a, b) => a + b, 0);
-        if (Math.abs(sum - 1) > (options.sumTolerance ?? 0.05)) {
-          throw new HealthCheckFailed(`probe ${n}: probabilities sum to ${sum.toFixed(4)}, not 1`);
+          problems.push(`probe ${n}: ${probs.length} outputs for ${manifest.labels.length} labels`);
+        } else if (!probs.every(Number.isFinite)) {
+          problems.push(`probe ${n}: non-finite outputs`);
+        } else {
+          if (probs.some((p) => p < -1e-6 || p > 1 + 1e-6)) problems.push(`probe ${n}: scores outside [0, 1]`);
+          const sum = probs.reduce((a, b) => a + b, 0);
+          if (Math.abs(sum - 1) > tolerance) problems.push(`probe ${n}: probabilities sum to ${sum.toFixed(4)}, not 1`);
         }
       }
     } finally {
       await classifier.model.close();
     }
+    // The median, not the worst probe: one probe delayed by a busy device must not block a good model forever.
+    const sorted = latencies.sort((a, b) => a - b);
+    const median = sorted.length === 0 ? 0 : ((sorted[(sorted.length - 1) >> 1] as number) + (sorted[sorted.length >> 1] as number)) / 2;
+    if (median > budget) problems.push(`probes took ${median.toFixed(1)} ms (median); budget ${budget.toFixed(0)} ms`);
+    if (problems.length > 0) throw new HealthCheckFailed(problems.join("; "));
   };
 }

@@ -1,12 +1,14 @@
 /**
  * The on-device model store, as an interface an app implements for its platform
- * (the filesystem in Node: `FsStore` from "@edgeloop/edge/node"; IndexedDB in browsers;
- * AsyncStorage or files in React Native), plus an in-memory one for tests and kiosks.
+ * (the filesystem in Node: `FsStore` from "@edgeloop/edge/node"; IndexedDB in browsers:
+ * `IndexedDbStore` from "@edgeloop/edge/browser"; AsyncStorage or files in React Native), plus an in-memory one for tests and kiosks.
  *
  * Contract: `saveState` replaces the state atomically (a crash leaves the old or the new
  * one, never a mix); `putModel` is durable before it resolves; a model is deleted only once
  * no state names it.
  */
+
+import type { InputSpec } from "./manifest.js";
 
 export interface InstalledModel {
   readonly model: string;
@@ -17,6 +19,8 @@ export interface InstalledModel {
   readonly sha256: string;
   readonly size: number;
   readonly labels: readonly string[];
+  /** The input spec its manifest signed (absent in states older SDKs wrote): what `Classifier` feeds it. */
+  readonly input?: InputSpec;
   /** The alias sequence of the manifest that installed it (null: bundled with the app). */
   readonly sequence: number | null;
 }

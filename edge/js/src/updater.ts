@@ -8,10 +8,10 @@ import { backoffDelay, pollDelay, type Random } from "./backoff.js";
 import { type Fetch, type ManifestResponse, RegistryClient } from "./client.js";
 import { type DownloadOptions, downloadArtifact } from "./download.js";
 import { DownloadError, EdgeError, RegistryError, VerificationError } from "./errors.js";
-import type { Manifest, PublicKeys } from "./manifest.js";
+import { type Manifest, type PublicKeys, type SignatureCheck, signatureCheck } from "./manifest.js";
 import type { InstalledModel, ModelStore, StoreState } from "./store.js";
 import type { TelemetryQueue } from "./telemetry.js";
-import { checkBytes, checkManifest } from "./verify.js";
+import { checkBytes, checkManifestWith } from "./verify.js";
 
 export interface DeviceInfo {
   /** Pseudonymous, stable per install (never a hardware id): decides the rollout bucket. */
@@ -46,6 +46,8 @@ export interface UpdaterOptions {
   readonly fetch?: Fetch;
   readonly clock?: () => Date;
   readonly random?: Random;
+  /** Step 1's Ed25519 check; default `signatureCheck()`: WebCrypto where the platform has it, else @noble/ed25519. */
+  readonly signatureCheck?: SignatureCheck;
 }
 
 export type UpdateStatus = "installed" | "up_to_date" | "not_modified" | "blocked" | "reverted" | "rejected" | "failed";
@@ -69,6 +71,7 @@ export class Updater {
   private readonly runtimes: readonly string[];
   private failures = 0;
   private busy: Promise<UpdateResult> | null = null;
+  private signatures: Promise<SignatureCheck> | null = null;
 
   constructor(private readonly options: UpdaterOptions) {
     if (Object.keys(options.publicKeys).length === 0) {
@@ -173,7 +176,8 @@ export class Updater {
     const response = await this.poll(current ? state.manifestEtag : null);
     if (response.raw === null) return result("not_modified", current?.version ?? null);
     const seenKey = `${model}@${this.alias}`;
-    const manifest = checkManifest(
+    this.signatures ??= this.options.signatureCheck ? Promise.resolve(this.options.signatureCheck) : signatureCheck();
+    const manifest = await checkManifestWith(
       response.raw,
       this.options.publicKeys,
       {
@@ -188,6 +192,7 @@ export class Updater {
         maxClockSkewS: this.options.maxClockSkewS ?? 300,
       },
       this.options.clock?.() ?? new Date(),
+      await this.signatures,
     );
     // Remembered whatever happens next, so a rollback skipped here cannot be replayed once the alias moves on.
     state = { ...state, sequences: { ...state.sequences, [seenKey]: Math.max(manifest.sequence, state.sequences[seenKey] ?? 0) } };
@@ -221,6 +226,7 @@ export class Updater {
       sha256: manifest.sha256,
       size: manifest.size,
       labels: manifest.labels,
+      input: manifest.input,
       sequence: manifest.sequence,
     };
     await store.putModel(entry.sha256, data);

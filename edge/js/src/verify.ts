@@ -2,6 +2,7 @@
  * The checks an update passes before it touches the store, in the reference's order (edge/_verify.py):
  *
  * 1. Ed25519 signature with a pinned key (`verifyManifest`)        -> ManifestError
+ *    (@noble/ed25519, or any `SignatureCheck`: the updater uses WebCrypto's where the platform has it)
  * 2. not expired, not issued in the future (a frozen or replayed answer) -> ManifestExpired
  * 3. model name and alias the device asked for                     -> WrongModel
  * 4. alias sequence not below the highest seen here (a replay)     -> StaleManifest
@@ -15,7 +16,7 @@ import { sha256 } from "@noble/hashes/sha256";
 import { bytesToHex } from "@noble/hashes/utils";
 
 import { IntegrityError, ManifestExpired, RollbackRefused, StaleManifest, WrongModel } from "./errors.js";
-import { instantUs, type Manifest, type PublicKeys, verifyManifest } from "./manifest.js";
+import { instantUs, type Manifest, type PublicKeys, type SignatureCheck, verifyManifest, verifyManifestWith } from "./manifest.js";
 
 /** What this device will accept, beside a valid signature. */
 export interface Expectations {
@@ -39,7 +40,22 @@ export function checkManifest(
   expect: Expectations,
   now: Date = new Date(),
 ): Manifest {
-  const m = verifyManifest(raw, publicKeys);
+  return checkRules(verifyManifest(raw, publicKeys), expect, now);
+}
+
+/** `checkManifest` with another signature check for step 1 (the updater: WebCrypto where present). */
+export async function checkManifestWith(
+  raw: Uint8Array | string,
+  publicKeys: PublicKeys,
+  expect: Expectations,
+  now: Date,
+  check: SignatureCheck,
+): Promise<Manifest> {
+  return checkRules(await verifyManifestWith(raw, publicKeys, check), expect, now);
+}
+
+/** Steps 2-6 on a manifest whose signature verified. */
+function checkRules(m: Manifest, expect: Expectations, now: Date): Manifest {
   const alias = expect.alias ?? "production";
   const skewUs = (expect.maxClockSkewS ?? 300) * 1e6;
   const nowUs = now.getTime() * 1000;
