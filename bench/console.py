@@ -135,13 +135,14 @@ def main(argv: list[str] | None = None) -> None:
             return lambda: registry.writer.read(lambda w: fn(w, *a)).result()
 
         devices = registry.settings.benchmark_devices
+        datasets = db(data.field_context, MODEL)().datasets
         pages: list[tuple[str, str, list[Callable[[], Any]]]] = [
             ("what runs where", "/console/", [db(data.overview), wh(field.latest_decisions)]),
             ("a model", f"/console/models/{MODEL}", [db(data.model_page, MODEL)]),
             ("a version", f"/console/models/{MODEL}/versions/{args.versions}",
              [db(data.version_page, MODEL, args.versions, devices=devices)]),
             ("field health", f"/console/models/{MODEL}/field",
-             [db(data.alias_names, MODEL), wh(field.field_page, MODEL, today)]),
+             [db(data.field_context, MODEL), wh(field.field_page, MODEL, today, datasets)]),
             ("training", "/console/training", [wh(field.training_page, None)]),
         ]  # fmt: skip
         results = []

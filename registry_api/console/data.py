@@ -280,10 +280,18 @@ def version_page(session: Session, name: str, number: int, *, devices: int) -> V
     )
 
 
-def alias_names(session: Session, name: str) -> dict[str, list[str]]:
-    """Version (as telemetry spells it) → the aliases pointing at it, for a model that must exist."""
+class FieldContext(BaseModel):
+    """What the field page needs from the registry, keyed by version as telemetry spells it."""
+
+    aliases: dict[str, list[str]]  # version → the aliases pointing at it
+    datasets: dict[str, str]  # version → the dataset version it was trained on (its eval split is the PSI's reference)
+
+
+def field_context(session: Session, name: str) -> FieldContext:
+    """Aliases and dataset versions per version, for a model that must exist."""
     crud.require_model(session, name)
-    out: dict[str, list[str]] = {}
+    aliases: dict[str, list[str]] = {}
     for alias in crud.list_aliases(session, name):
-        out.setdefault(str(alias.version), []).append(alias.name)
-    return out
+        aliases.setdefault(str(alias.version), []).append(alias.name)
+    datasets = {str(number): dataset for number, dataset in crud.dataset_versions(session, name).items()}
+    return FieldContext(aliases=aliases, datasets=datasets)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from edgeloop import warehouse as wh_mod
+from edgeloop.stats import label_psi
 
 LOW_CONFIDENCE = 0.5  # top-1 score under this counts as a low-confidence answer
 
@@ -28,6 +30,16 @@ class FieldRow(BaseModel):
     low_confidence: float | None
     errors: int
     rollbacks: int
+    psi: float | None = None  # predicted labels of the day against the version's eval split
+
+
+class DriftRow(BaseModel):
+    """Predicted-label PSI of one version on one device class (None: all of them) over the whole window."""
+
+    version: str
+    device_class: str | None
+    labelled: int  # inferences that named a label: the PSI's sample
+    psi: float | None
 
 
 class Decision(BaseModel):
@@ -42,6 +54,8 @@ class Decision(BaseModel):
 
 class FieldPage(BaseModel):
     rows: list[FieldRow]
+    drift: list[DriftRow]
+    no_reference: list[str]  # versions seen in the field whose eval split is unknown: no PSI for them
     decisions: list[Decision]
     since: dt.date
 
@@ -90,9 +104,16 @@ def _quantiles(wh: wh_mod.Warehouse, expr: str) -> tuple[str, int, int]:
     return f"quantile_cont({expr}, [0.5, 0.95])", 0, 1
 
 
-def field_page(wh: wh_mod.Warehouse, model: str, today: dt.date, days: int = 14) -> FieldPage:
-    """Page 4: per day, version and device class over the last `days`, and the release decisions."""
+def field_page(
+    wh: wh_mod.Warehouse, model: str, today: dt.date, datasets: Mapping[str, str], days: int = 14
+) -> FieldPage:
+    """Page 4: per day, version and device class over the last `days`, the label drift, the release decisions.
+
+    `datasets` maps a version to the dataset it was trained on: its eval split is what the
+    predicted labels are compared with, by the same PSI release health judges a canary with.
+    """
     since = today - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC).replace(tzinfo=None)
     latency, at50, at95 = _quantiles(wh, "CASE WHEN kind = 'inference' THEN latency_ms END")
     sql = f"""
 SELECT CAST(event_time AS DATE) AS day, COALESCE(version, '?') AS version,
@@ -106,18 +127,83 @@ SELECT CAST(event_time AS DATE) AS day, COALESCE(version, '?') AS version,
 FROM telemetry_events
 WHERE model = ? AND event_time >= ?
 GROUP BY 1, 2, 3 ORDER BY 1 DESC, 2 DESC, 3"""
-    start = dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC).replace(tzinfo=None)
     rows = []
     for row in wh.query(sql, [model, start]):
         q = row.pop("latency_quantiles") or []  # a day without inferences has no quantiles
         p50, p95 = (q[at50], q[at95]) if len(q) > at95 else (None, None)
         rows.append(FieldRow.model_validate({**row, "p50_ms": p50, "p95_ms": p95}))
+    labels = wh.query(
+        "SELECT CAST(event_time AS DATE) AS day, version, COALESCE(device_class, 'unknown') AS device_class, "
+        "top1_label AS label, COUNT(*) AS n FROM telemetry_events "
+        "WHERE model = ? AND event_time >= ? AND kind = 'inference' AND version IS NOT NULL "
+        "AND top1_label IS NOT NULL GROUP BY 1, 2, 3, 4",
+        [model, start],
+    )
+    drift, missing = _drift(
+        rows, labels, _eval_splits(wh, {datasets[r.version] for r in rows if r.version in datasets}), datasets
+    )
     decisions = wh.query(
         "SELECT version, alias, decided_on, decision, reason, metrics, decided_at FROM release_decisions "
         "WHERE model = ? ORDER BY decided_at DESC LIMIT 20",
         [model],
     )
-    return FieldPage(rows=rows, decisions=[_decision(d) for d in decisions], since=since)
+    return FieldPage(
+        rows=rows, drift=drift, no_reference=missing, decisions=[_decision(d) for d in decisions], since=since
+    )
+
+
+def _eval_splits(wh: wh_mod.Warehouse, datasets: set[str]) -> dict[str, dict[str, float]]:
+    """Dataset version → examples per label in its eval split, for every named dataset at once."""
+    if not datasets:
+        return {}
+    marks = ", ".join("?" * len(datasets))
+    out: dict[str, dict[str, float]] = {}
+    for r in wh.query(
+        "SELECT dataset_version, label, SUM(examples) AS n FROM dataset_classes "
+        f"WHERE split = 'eval' AND dataset_version IN ({marks}) GROUP BY 1, 2",
+        sorted(datasets),
+    ):
+        if r["n"]:
+            out.setdefault(str(r["dataset_version"]), {})[str(r["label"])] = float(r["n"])
+    return out
+
+
+def _add(bucket: dict[str, float], label: str, n: int) -> None:
+    bucket[label] = bucket.get(label, 0) + n
+
+
+def _drift(
+    rows: list[FieldRow],
+    labels: list[dict[str, Any]],
+    splits: Mapping[str, Mapping[str, float]],
+    datasets: Mapping[str, str],
+) -> tuple[list[DriftRow], list[str]]:
+    """PSI per day row (set on `rows`), per version and device class over the window, and per version overall."""
+    per_day: dict[tuple[str, str, str], dict[str, float]] = {}
+    per_class: dict[tuple[str, str | None], dict[str, float]] = {}
+    for r in labels:
+        version, cls, label, n = str(r["version"]), str(r["device_class"]), str(r["label"]), int(r["n"])
+        _add(per_day.setdefault((str(r["day"]), version, cls), {}), label, n)
+        _add(per_class.setdefault((version, cls), {}), label, n)
+        _add(per_class.setdefault((version, None), {}), label, n)  # the fleet: what release health judges
+    reference = {version: splits.get(dataset, {}) for version, dataset in datasets.items()}
+    for row in rows:
+        counts = per_day.get((row.day.isoformat(), row.version, row.device_class))
+        if counts and reference.get(row.version):
+            row.psi = label_psi(reference[row.version], counts)
+    drift = [
+        DriftRow(version=v, device_class=cls, labelled=int(sum(counts.values())), psi=label_psi(reference[v], counts))
+        for (v, cls), counts in per_class.items()
+        if reference.get(v)
+    ]
+    # Newest version first; within one, the whole fleet before its device classes.
+    drift.sort(key=lambda d: (-_number(d.version), d.device_class is not None, d.device_class or ""))
+    missing = sorted({v for v, _ in per_class if not reference.get(v)}, key=_number, reverse=True)
+    return drift, missing
+
+
+def _number(version: str) -> int:
+    return int(version) if version.isdigit() else -1
 
 
 def _decision(row: dict[str, Any]) -> Decision:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,60 @@ def test_field_health_aggregates_telemetry(browser_of: Any, two_versions: Harnes
     assert "14.0 ms" in by_version["1"][1] and "18.0 ms" in by_version["1"][1]  # p50, p95 of 10,12,…,18 × 4
     assert "No release-health decisions yet" in page.text
     assert reader.get("/console/models/nope/field").status_code == 404
+
+
+def test_field_page_shows_the_psi_release_health_computes(browser_of: Any, two_versions: Harness) -> None:
+    """A known drift: the page's PSI per version (and per device class) is release health's, on the same rows."""
+    from dags import _health
+    from dags._settings import HealthThresholds
+    from edge.events import TelemetryBatch, TelemetryEvent
+    from edgeloop import stats, tables
+
+    h = two_versions
+    split = [{"dataset_version": "v1", "split": "eval", "label": label, "label_index": i, "examples": 10}
+             for i, label in enumerate(("lavender-soap", "rose-bath-bomb", XSS))]  # fmt: skip
+    h.client.app.state.registry.writer.call(lambda wh: wh.upsert(tables.DATASET_CLASSES, split)).result(60)  # type: ignore[attr-defined]
+    # v2 answers mostly "lavender-soap" on phones and names a product the eval split never had on kiosks.
+    said = {
+        "pixel-6a": ["lavender-soap"] * 24 + ["rose-bath-bomb"] * 4 + [XSS] * 2,
+        "kiosk": ["new-soap"] * 5 + [XSS] * 5,
+    }
+    events = [
+        TelemetryEvent(device_id=f"d{i}", kind="inference", model=MODEL, version=2, variant="tflite_int8",
+                       device_class=cls, latency_ms=10.0, top1_label=label, top1_score=0.9)
+        for cls, labels in said.items()
+        for i, label in enumerate(labels)
+    ]  # fmt: skip
+    answer = h.client.post(
+        "/v1/telemetry", content=TelemetryBatch(events=events).model_dump_json(), headers=h.auth(h.device)
+    )
+    assert answer.status_code == 200, answer.text
+
+    def release_health(wh: Any) -> Any:
+        now = dt.datetime.now(dt.UTC)
+        canary = _health.collect_stats(wh, MODEL, "2", now - dt.timedelta(days=1), now + dt.timedelta(minutes=1),
+                                       low_confidence_score=0.5)  # fmt: skip
+        return _health.decide(canary, HealthThresholds(), eval_labels=_health.eval_distribution(wh, "v1"))
+
+    expected = h.client.app.state.registry.writer.call(release_health).result(60).metrics["psi"]  # type: ignore[attr-defined]
+    assert expected > 0.25  # a drift release health rolls back for
+    page = browser_of(h.reader).get(f"/console/models/{MODEL}/field")
+    table = re.search(r'<table class="grid" id="drift">(.*?)</table>', page.text, re.S)
+    assert table is not None, page.text
+    rows = {
+        (version, re.sub(r"<.*?>", "", cls)): float(psi)
+        for version, cls, psi in re.findall(
+            r"<td>v(\d)[^<]*(?:<span[^>]*>[^<]*</span>\s*)*</td>\s*<td>(.*?)</td>.*?<td class=\"num psi\">([0-9.]+)</td>",
+            table.group(1),
+            re.S,
+        )
+    }
+    assert rows[("2", "all devices")] == pytest.approx(expected, abs=5e-4)  # shown to 3 decimals
+    eval_split = {"lavender-soap": 10, "rose-bath-bomb": 10, XSS: 10}
+    kiosk = stats.psi(eval_split, {stats.OTHER_LABEL: 5, XSS: 5})
+    assert rows[("2", "kiosk")] == pytest.approx(kiosk, abs=5e-4)
+    assert rows[("2", "pixel-6a")] == pytest.approx(stats.label_psi(eval_split, Counter(said["pixel-6a"])), abs=5e-4)
+    assert "shifted" in table.group(1) and XSS not in page.text  # labels stay text here too
 
 
 def test_warehouse_pages_never_take_the_write_lock(browser_of: Any, two_versions: Harness) -> None:
