@@ -104,7 +104,8 @@ class VersionPage(BaseModel):
     source_uri: str | None
     card: ModelCard | None
     card_error: str | None
-    gate_checks: list[GateCheck]  # failures first
+    gate_checks: list[GateCheck]  # failures first, then the whole-model checks that passed
+    gate_passed_per_class: list[GateCheck]  # "check:label" that passed: folded on the page, they can be dozens
     variants: list[VariantRow]
     latency: list[LatencyRow]
     recall: list[RecallRow]
@@ -243,6 +244,7 @@ def version_page(session: Session, name: str, number: int, *, devices: int) -> V
             )
         )
     checks = sorted(card.gate.checks, key=lambda c: c.passed) if card and card.gate else []
+    per_class = [c for c in checks if c.passed and ":" in c.name]
     p50 = crud.latest_latencies(session, name, "p50_ms", devices=devices, min_devices=1)
     p90 = crud.latest_latencies(session, name, "p90_ms", devices=devices, min_devices=1)
     latency = [
@@ -271,7 +273,8 @@ def version_page(session: Session, name: str, number: int, *, devices: int) -> V
         source_uri=row.source_uri,
         card=card,
         card_error=card_error,
-        gate_checks=checks,
+        gate_checks=[c for c in checks if c not in per_class],
+        gate_passed_per_class=per_class,
         variants=variants,
         latency=latency,
         recall=recall if any(r.recall is not None or r.baseline is not None for r in recall) else [],

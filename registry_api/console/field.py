@@ -227,7 +227,7 @@ def latest_decisions(wh: wh_mod.Warehouse) -> dict[str, Decision]:
 
 
 def training_page(wh: wh_mod.Warehouse, run_id: str | None, limit: int = 50) -> TrainingPage:
-    """Page 5: the newest runs, one run's epoch curves (default: the newest), per-class recall across runs."""
+    """Page 5: the newest runs, one run's epoch curves (default: the newest succeeded), per-class recall across runs."""
     runs = [
         RunRow.model_validate(r)
         for r in wh.query(
@@ -235,7 +235,9 @@ def training_page(wh: wh_mod.Warehouse, run_id: str | None, limit: int = 50) -> 
             f"FROM training_runs ORDER BY started_at DESC LIMIT {int(limit)}"
         )
     ]
-    chosen = run_id if run_id and any(r.run_id == run_id for r in runs) else (runs[0].run_id if runs else None)
+    # By default the newest run that finished: a run still training has no curves to show yet.
+    finished = next((r.run_id for r in runs if r.status == "succeeded"), runs[0].run_id if runs else None)
+    chosen = run_id if run_id and any(r.run_id == run_id for r in runs) else finished
     epochs = (
         [
             EpochRow.model_validate(r)

@@ -250,6 +250,29 @@ def test_version_page_shows_card_recall_and_escapes_labels(browser_of: Any, two_
     assert reader.get(f"/console/models/{MODEL}/versions/9").status_code == 404
 
 
+def test_version_page_shows_failures_and_folds_passed_per_class_checks(
+    browser_of: Any, two_versions: Harness, tmp_path: Path
+) -> None:
+    from conversion.card import GateCheck
+
+    checks = (
+        GateCheck(name="min_accuracy", threshold=0.9, value=0.95, passed=True),
+        *(GateCheck(name=f"min_class_recall:soap-{i}", threshold=0.75, value=0.9, passed=True) for i in range(20)),
+        GateCheck(name="min_class_recall:rose-bath-bomb", threshold=0.75, value=0.5, passed=False),
+    )
+    folder = make_package(
+        tmp_path / "v3", run="run-3", verdict="forced", checks=checks
+    )  # a failed gate ships only forced
+    assert two_versions.publish(folder).status_code == 201
+    page = browser_of(two_versions.reader).get(f"/console/models/{MODEL}/versions/3")
+    shown = re.search(r'<table class="grid" id="gate">(.*?)</table>', page.text, re.S)
+    folded = re.search(r"<details[^>]*><summary>(.*?)</summary>(.*?)</details>", page.text, re.S)
+    assert shown is not None and folded is not None
+    names = re.findall(r'<tr class="(?:ok|bad)">\s*<td>([^<]+)', shown.group(1))
+    assert names == ["min_class_recall:rose-bath-bomb", "min_accuracy"]  # the failure first, nothing hidden of it
+    assert folded.group(1) == "20 per-class checks passed" and folded.group(2).count("<tr") == 20
+
+
 def test_vendored_chart_js_is_the_recorded_file(two_versions: Harness) -> None:
     answer = two_versions.client.get("/console/static/chart.umd.min.js")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/javascript")
@@ -405,6 +428,10 @@ def test_training_page_and_overview_verdict(browser_of: Any, two_versions: Harne
          "macro_f1": 0.7 + n / 10, "accuracy": 0.8, "epochs": 2, "backbone": XSS}
         for n in (1, 2)
     ]  # fmt: skip
+    # A retrain still running is the newest run, but has no curves yet: the page opens on run-2.
+    runs.append(
+        {"run_id": "run-3", "dataset_version": "v3", "status": "running", "started_at": started + dt.timedelta(days=3)}
+    )
     epochs = [
         {"run_id": "run-2", "phase": "head", "epoch": e, "loss": 1.0 / (e + 1), "val_loss": 1.2 / (e + 1), "val_macro_f1": 0.5 + e / 10}
         for e in range(3)
