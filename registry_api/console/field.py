@@ -18,6 +18,8 @@ from edgeloop import warehouse as wh_mod
 from edgeloop.stats import label_psi
 
 LOW_CONFIDENCE = 0.5  # top-1 score under this counts as a low-confidence answer
+# A PSI over a handful of answers is noise: like release health (min_device_class_events), show it, do not read it.
+PSI_MIN_LABELLED = 30
 
 
 class FieldRow(BaseModel):
@@ -40,6 +42,10 @@ class DriftRow(BaseModel):
     device_class: str | None
     labelled: int  # inferences that named a label: the PSI's sample
     psi: float | None
+
+    @property
+    def readable(self) -> bool:
+        return self.labelled >= PSI_MIN_LABELLED
 
 
 class Decision(BaseModel):

@@ -266,6 +266,7 @@ def build_router(registry: Registry) -> APIRouter:
             aliases=context.aliases,
             datasets=context.datasets,
             rows=rows,
+            min_labelled=field.PSI_MIN_LABELLED,
         )
 
     @router.get("/training")

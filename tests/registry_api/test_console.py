@@ -394,6 +394,7 @@ def test_field_page_shows_the_psi_release_health_computes(browser_of: Any, two_v
     assert rows[("2", "kiosk")] == pytest.approx(kiosk, abs=5e-4)
     assert rows[("2", "pixel-6a")] == pytest.approx(stats.label_psi(eval_split, Counter(said["pixel-6a"])), abs=5e-4)
     assert "shifted" in table.group(1) and XSS not in page.text  # labels stay text here too
+    assert table.group(1).count("too few answers to read") == 1  # the kiosks' 10 answers: shown, not read
 
 
 def test_warehouse_pages_never_take_the_write_lock(browser_of: Any, two_versions: Harness) -> None:
