@@ -4,6 +4,7 @@
     python3 tasks.py demo          # the whole loop on embedded defaults, in ./workspace
     python3 tasks.py test          # lint, types and the full test suite (what CI runs)
     python3 tasks.py test --fast   # the quick suite: no TensorFlow, Beam, Airflow or emulator
+    python3 tasks.py console-shots --url URL --key KEY   # screenshots of a running console's pages
 
 Both test runs also build and test the TypeScript SDK in edge/js (and build the web kiosk on it)
 when node and npm are present.
@@ -81,12 +82,14 @@ def js_sdk() -> int:
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this file runs on whatever python3 the user has
         sys.exit(f"edgeloop needs Python 3.11 or newer; this is {sys.version.split()[0]}")
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "test", "console-shots"):
         sys.exit(__doc__)
     uv_exe = uv()
     sync(uv_exe)
     if argv[0] == "demo":
         return run(uv_exe, "edgeloop", "demo", *argv[1:])
+    if argv[0] == "console-shots":
+        return run(uv_exe, "python", "bench/console_shots.py", *argv[1:])
     fast = "--fast" in argv
     rest = [a for a in argv[1:] if a != "--fast"]
     for step in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):

@@ -1,10 +1,11 @@
 """Server time of every console page on a big registry: 200 versions, 1,000,000 telemetry events.
 
-    .venv/bin/python bench/console.py [--events 1000000] [--versions 200] [--runs 30]
+    .venv/bin/python bench/console.py [--events 1000000] [--versions 200] [--runs 30] [--workspace DIR]
 
 Builds a throwaway workspace (versions published through the API, events bulk-loaded into the
 DuckDB warehouse, 50 training runs), logs a reader in, and requests each page `--runs` times
-in-process (no sockets: server time only). Prints p50/p95 per page, the bytes sent, and the
+in-process (no sockets: server time only). `--workspace DIR` keeps the built workspace there and
+reuses it on the next run (building takes minutes). Prints p50/p95 per page, the bytes sent, and the
 page's time divided by its queries' time alone (run the same way, on the same data): a ratio
 near 1 means the page costs what its SQL costs, whatever the number of events. Writes
 bench/results/console.json.
@@ -72,6 +73,12 @@ FROM range({events}) t(i)"""
             tables.EPOCH_METRICS,
             [{"run_id": "run-049", "phase": "head", "epoch": e, "loss": 1 / (e + 1)} for e in range(12)],
         )
+        # The eval split of the dataset every version's card names (regkit: "v1"), so the field page computes PSI.
+        wh.upsert(
+            tables.DATASET_CLASSES,
+            [{"dataset_version": "v1", "split": "eval", "label": f"label-{c}", "label_index": c, "examples": 12 + c}
+             for c in range(20)],
+        )  # fmt: skip
         wh.upsert(
             tables.CLASS_METRICS,
             [
@@ -82,39 +89,59 @@ FROM range({events}) t(i)"""
         )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--versions", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=30)
-    args = parser.parse_args(argv)
-
-    workspace = Path(tempfile.mkdtemp(prefix="edgeloop-bench-console-"))
-    os.environ["EDGELOOP_WORKSPACE"] = str(workspace)
-    os.environ["EDGELOOP_REGISTRY_ACCESS_LOG"] = "false"
+def _build(workspace: Path, events: int, versions: int) -> dict[str, str]:
+    """Publish `versions` versions through the API, then bulk-load the warehouse; the keys made."""
     from fastapi.testclient import TestClient
     from regkit import create_keys, make_package, multipart
 
     from edgeloop.settings import get_settings
     from registry_api import create_app
-    from registry_api.console import data, field
 
     tokens = create_keys(publisher=1e6, reader=1e6)
     labels = tuple(f"label-{c}" for c in range(20))
     started = time.perf_counter()
     with TestClient(create_app()) as client:
         auth = {"Authorization": f"Bearer {tokens['publisher']}"}
-        for n in range(1, args.versions + 1):
+        for n in range(1, versions + 1):
             folder = make_package(workspace / "pkgs" / f"v{n}", run=f"run-{n}", labels=labels,
                                   metrics={"macro_f1": 0.8, "class_recall": dict.fromkeys(labels, 0.8)})  # fmt: skip
             client.post(f"/v1/models/{MODEL}/versions", files=multipart(folder), headers=auth).raise_for_status()
-        for alias, version in (("production", args.versions - 1), ("canary", args.versions)):
+        for alias, version in (("production", versions - 1), ("canary", versions)):
             body = {"version": version, "rollout_percent": 10, "reason": "bench"}
             client.put(f"/v1/models/{MODEL}/aliases/{alias}", json=body, headers=auth).raise_for_status()
         registry = client.app.state.registry  # type: ignore[attr-defined]
         registry.writer.close()  # the bulk load below writes the file itself
-    _load_warehouse(get_settings().warehouse_url, args.events, args.versions)
-    print(f"built in {time.perf_counter() - started:.0f} s: {args.versions} versions, {args.events:,} events")
+    _load_warehouse(get_settings().warehouse_url, events, versions)
+    print(f"built in {time.perf_counter() - started:.0f} s: {versions} versions, {events:,} events")
+    return dict(tokens)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--versions", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument(
+        "--workspace", type=Path, help="Build here once, reuse afterwards (default: a new temp folder)."
+    )
+    args = parser.parse_args(argv)
+
+    workspace = args.workspace or Path(tempfile.mkdtemp(prefix="edgeloop-bench-console-"))
+    workspace.mkdir(parents=True, exist_ok=True)
+    built = workspace / "bench-built.json"
+    os.environ["EDGELOOP_WORKSPACE"] = str(workspace)
+    os.environ["EDGELOOP_REGISTRY_ACCESS_LOG"] = "false"
+    shape = {"events": args.events, "versions": args.versions}
+    if built.exists() and json.loads(built.read_text())["shape"] == shape:
+        tokens = json.loads(built.read_text())["tokens"]
+        print(f"reusing {workspace}: {args.versions} versions, {args.events:,} events")
+    else:
+        tokens = _build(workspace, args.events, args.versions)
+        built.write_text(json.dumps({"shape": shape, "tokens": tokens}))
+    from fastapi.testclient import TestClient
+
+    from registry_api import create_app
+    from registry_api.console import data, field
 
     with TestClient(create_app()) as client:
         page = client.get("/console/login")
@@ -135,13 +162,14 @@ def main(argv: list[str] | None = None) -> None:
             return lambda: registry.writer.read(lambda w: fn(w, *a)).result()
 
         devices = registry.settings.benchmark_devices
+        datasets = db(data.field_context, MODEL)().datasets
         pages: list[tuple[str, str, list[Callable[[], Any]]]] = [
             ("what runs where", "/console/", [db(data.overview), wh(field.latest_decisions)]),
             ("a model", f"/console/models/{MODEL}", [db(data.model_page, MODEL)]),
             ("a version", f"/console/models/{MODEL}/versions/{args.versions}",
              [db(data.version_page, MODEL, args.versions, devices=devices)]),
             ("field health", f"/console/models/{MODEL}/field",
-             [db(data.alias_names, MODEL), wh(field.field_page, MODEL, today)]),
+             [db(data.field_context, MODEL), wh(field.field_page, MODEL, today, datasets)]),
             ("training", "/console/training", [wh(field.training_page, None)]),
         ]  # fmt: skip
         results = []

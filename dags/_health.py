@@ -1,7 +1,7 @@
 """Release health: is the canary as good in the field as it was on the eval split?
 
-Pure math first (`percentile`, `psi`, `decide`), then the warehouse side
-(`collect_stats`, `eval_distribution`, `record_decision`). No Airflow, no TensorFlow:
+The decision rule first (`decide`; its percentile and PSI math lives in `edgeloop.stats`,
+which the console shares), then the warehouse side (`collect_stats`, `eval_distribution`, `record_decision`). No Airflow, no TensorFlow:
 the `release_health` DAG only calls `evaluate` and acts on the `Decision` it returns.
 
 Telemetry conventions relied on (see `edge/events.py`): an `inference` event carries
@@ -15,12 +15,12 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from dags._settings import HealthThresholds
 from edgeloop import tables
+from edgeloop.stats import label_psi, percentile
 from edgeloop.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -28,67 +28,6 @@ log = logging.getLogger(__name__)
 Verdict = Literal["promote", "rollback", "wait"]
 
 UNKNOWN_DEVICE_CLASS = "unknown"
-# Predicted labels the eval split never saw still count, in a bin of their own.
-OTHER_LABEL = "<other>"
-PSI_FLOOR = 1e-4
-
-
-# --------------------------------------------------------------------------- math
-
-
-def percentile(values: Mapping[float, int] | Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0–100) with linear interpolation, as numpy's default.
-
-    `values` is either plain samples or a histogram {value: count}, which is what the
-    warehouse returns so that millions of events never travel to the worker.
-    """
-    if not 0.0 <= q <= 100.0:
-        raise ValueError(f"percentile {q} is outside 0–100")
-    hist = _as_histogram(values)
-    total = sum(hist.values())
-    if total == 0:
-        return None
-    rank = (total - 1) * q / 100.0
-    lo_rank, hi_rank = math.floor(rank), math.ceil(rank)
-    lo = hi = None
-    seen = 0
-    for value in sorted(hist):
-        seen += hist[value]
-        if lo is None and seen > lo_rank:
-            lo = value
-        if seen > hi_rank:
-            hi = value
-            break
-    assert lo is not None and hi is not None  # total > 0 and ranks < total
-    return lo + (hi - lo) * (rank - lo_rank)
-
-
-def _as_histogram(values: Mapping[float, int] | Sequence[float]) -> dict[float, int]:
-    if isinstance(values, Mapping):
-        return {float(k): int(v) for k, v in values.items() if v > 0}
-    hist: dict[float, int] = {}
-    for v in values:
-        hist[float(v)] = hist.get(float(v), 0) + 1
-    return hist
-
-
-def psi(expected: Mapping[str, float], actual: Mapping[str, float]) -> float | None:
-    """Population stability index of two label distributions (counts or shares).
-
-    Σ (a − e) · ln(a / e) over the union of labels, shares floored at 1e-4 so a label
-    missing on one side adds a large but finite term. Rule of thumb: < 0.1 stable,
-    0.1–0.25 drifting, > 0.25 a different population. None when either side is empty.
-    """
-    e_total = sum(v for v in expected.values() if v > 0)
-    a_total = sum(v for v in actual.values() if v > 0)
-    if e_total <= 0 or a_total <= 0:
-        return None
-    total = 0.0
-    for label in set(expected) | set(actual):
-        e = max(expected.get(label, 0.0) / e_total, PSI_FLOOR)
-        a = max(actual.get(label, 0.0) / a_total, PSI_FLOOR)
-        total += (a - e) * math.log(a / e)
-    return total
 
 
 # --------------------------------------------------------------------------- stats
@@ -192,12 +131,7 @@ def decide(
     predicted = dict(canary.label_counts)
     drift: float | None = None
     if eval_labels:
-        known = set(eval_labels)
-        binned: dict[str, float] = {}
-        for label, count in predicted.items():
-            key = label if label in known else OTHER_LABEL
-            binned[key] = binned.get(key, 0) + count
-        drift = psi(eval_labels, binned)
+        drift = label_psi(eval_labels, predicted)
 
     per_class: dict[str, Any] = {}
     failures: list[str] = []

@@ -11,17 +11,44 @@ import logging
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from edgeloop.errors import EdgeloopError
 
 log = logging.getLogger("edgeloop")
 console = Console(stderr=True)
 
+# `edgeloop --help` reads in the order of the loop. Stages register their own commands (the
+# kernel imports none of them), so the kernel only says where each name goes; a command not
+# listed here still works and shows under "More".
+LOOP: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("1. Photos → dataset", ("data", "ingest")),
+    ("2. Train and gate", ("train", "gate")),
+    ("3. Convert", ("convert",)),
+    ("4. Publish and serve", ("serve", "publish", "keys", "registry")),
+    ("5. Release", ("models", "versions", "alias", "rollback", "audit")),
+    ("6. Devices", ("bench",)),
+    ("7. Monitor", ("sql",)),
+    ("The whole loop on synthetic photos", ("demo",)),
+)
+MORE = "More"
+_RANK = {name: rank for rank, name in enumerate(name for _, names in LOOP for name in names)}
+_PANEL = {name: panel for panel, names in LOOP for name in names}
+
+
+class _LoopOrder(TyperGroup):
+    """Lists sub-commands in the loop's order rather than in the order plugins registered them."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # Any: typer vendors click, its Context is private
+        return sorted(super().list_commands(ctx), key=lambda name: _RANK.get(name, len(_RANK)))
+
+
 app = typer.Typer(
+    cls=_LoopOrder,
     name="edgeloop",
     help=(
         "Keep on-device image classifiers current: photos in, signed quantized models out to devices, "
@@ -130,10 +157,19 @@ def _load_plugins() -> None:
         register(app)
 
 
+def _arrange() -> None:
+    """Put every registered command and group in its loop panel (`LOOP`)."""
+    for command in app.registered_commands:
+        command.rich_help_panel = _PANEL.get(command.name or "", MORE)
+    for group in app.registered_groups:
+        group.rich_help_panel = _PANEL.get(group.name if isinstance(group.name, str) else "", MORE)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a user mistake prints one line, not a traceback."""
     _demo_command()
     _load_plugins()
+    _arrange()
     try:
         app(args=argv, standalone_mode=False)
     except EdgeloopError as exc:

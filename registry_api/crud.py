@@ -113,6 +113,13 @@ def newest_versions(session: Session, model: str, limit: int | None) -> tuple[Se
     return session.scalars(query if limit is None else query.limit(limit)).all(), int(total or 0)
 
 
+def dataset_versions(session: Session, model: str) -> dict[int, str]:
+    """Version number → the dataset version its card names (lineage), read in SQL, not card by card."""
+    dataset = db.ModelVersion.card["lineage"]["dataset_version"].as_string()
+    rows = session.execute(select(db.ModelVersion.number, dataset).where(db.ModelVersion.model == model)).all()
+    return {int(number): str(name) for number, name in rows if name}
+
+
 def find_by_digest(session: Session, model: str, digest: str) -> db.ModelVersion | None:
     return session.scalar(
         select(db.ModelVersion).where(db.ModelVersion.model == model, db.ModelVersion.digest == digest)

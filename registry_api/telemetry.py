@@ -8,7 +8,9 @@ appends it as one table, idempotent by event_id (`DuckDBWarehouse.insert_new_arr
 learning exactly which events were new. The thread is the one serial step, so it does as
 little Python as it can. BigQuery gets the kernel's `insert_new` (a keyed MERGE).
 The DuckDB file is let go once no batch has come for `release_after_s`, so training, ingest
-and `edgeloop sql` on the same machine can write between bursts of telemetry.
+and `edgeloop sql` on the same machine can write between bursts of telemetry. Console reads
+keep their read-only connection for the same idle time: opening the file costs tens of ms a
+page, and a read-only connection is never the write lock.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class WarehouseWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._wh: wh_mod.Warehouse | None = None
+        self._reader: wh_mod.DuckDBWarehouse | None = None  # read-only, between writes
         self._ensured = False
 
     def _ensure_started(self) -> None:
@@ -184,6 +187,7 @@ class WarehouseWriter:
 
     def _open(self) -> wh_mod.Warehouse:
         if self._wh is None:
+            self._close_reader()  # in one process DuckDB refuses a writing connection beside a read-only one
             # Creating tables and views is checked once per process, not on every reopen after a
             # pause: it costs more than a group of inserts. A failed write checks again.
             self._wh = wh_mod.connect(self.url, ensure=not self._ensured)
@@ -195,13 +199,19 @@ class WarehouseWriter:
         return self._wh
 
     def _release(self) -> None:
+        self._close_reader()
         if self._wh is not None:
             self._wh.close()
             self._wh = None
 
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
     def _next(self) -> Any:
         """The next item; lets go of a DuckDB file held idle for `release_after_s`."""
-        if self._wh is None or not self.url.startswith("duckdb://"):
+        if (self._wh is None and self._reader is None) or not self.url.startswith("duckdb://"):
             return self._queue.get()
         try:
             return self._queue.get(timeout=self.release_after_s)
@@ -256,9 +266,10 @@ class WarehouseWriter:
         path = self.url.removeprefix("duckdb:///")  # as DuckDBWarehouse reads it
         if path in ("", ":memory:") or not Path(path).exists():
             raise WarehouseError(f"the warehouse {self.url!r} has no data yet; it is created by the first telemetry")
-        # A short wait: telemetry queues behind this call, and the other writer may hold the file for long.
-        with wh_mod.DuckDBWarehouse(self.url, read_only=True, lock_timeout_s=1.0) as wh:
-            return fn(wh)
+        if self._reader is None:
+            # A short wait: telemetry queues behind this call, and the other writer may hold the file for long.
+            self._reader = wh_mod.DuckDBWarehouse(self.url, read_only=True, lock_timeout_s=1.0)
+        return fn(self._reader)
 
     def _write_group(self, group: list[_Batch]) -> None:
         ids = [i for batch in group for i in batch.ids]

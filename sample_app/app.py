@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,14 +69,21 @@ def list_photos(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def photo_frames(folder: Path) -> Iterator[tuple[str, Any]]:
+def photo_frames(folder: Path, seed: int = 0) -> Iterator[tuple[str, Any]]:
+    """Every photo once per pass, shuffled: shoppers do not show products in folder order.
+
+    In folder order a short run would only ever see the first products, and the field's
+    predicted labels would drift from the eval split for no reason but the app (seeded, so
+    a run is repeatable).
+    """
     from PIL import Image
 
     photos = list_photos(folder)
     if not photos:
         raise SystemExit(f"no photos (jpg, png, ...) under {folder}; point --photos at a folder of product photos")
+    rng = random.Random(seed)
     while True:
-        for path in photos:
+        for path in rng.sample(photos, len(photos)):
             try:
                 with Image.open(path) as img:
                     yield str(path.relative_to(folder)), img.convert("RGB")

@@ -104,7 +104,8 @@ class VersionPage(BaseModel):
     source_uri: str | None
     card: ModelCard | None
     card_error: str | None
-    gate_checks: list[GateCheck]  # failures first
+    gate_checks: list[GateCheck]  # failures first, then the whole-model checks that passed
+    gate_passed_per_class: list[GateCheck]  # "check:label" that passed: folded on the page, they can be dozens
     variants: list[VariantRow]
     latency: list[LatencyRow]
     recall: list[RecallRow]
@@ -243,6 +244,7 @@ def version_page(session: Session, name: str, number: int, *, devices: int) -> V
             )
         )
     checks = sorted(card.gate.checks, key=lambda c: c.passed) if card and card.gate else []
+    per_class = [c for c in checks if c.passed and ":" in c.name]
     p50 = crud.latest_latencies(session, name, "p50_ms", devices=devices, min_devices=1)
     p90 = crud.latest_latencies(session, name, "p90_ms", devices=devices, min_devices=1)
     latency = [
@@ -271,7 +273,8 @@ def version_page(session: Session, name: str, number: int, *, devices: int) -> V
         source_uri=row.source_uri,
         card=card,
         card_error=card_error,
-        gate_checks=checks,
+        gate_checks=[c for c in checks if c not in per_class],
+        gate_passed_per_class=per_class,
         variants=variants,
         latency=latency,
         recall=recall if any(r.recall is not None or r.baseline is not None for r in recall) else [],
@@ -280,10 +283,18 @@ def version_page(session: Session, name: str, number: int, *, devices: int) -> V
     )
 
 
-def alias_names(session: Session, name: str) -> dict[str, list[str]]:
-    """Version (as telemetry spells it) → the aliases pointing at it, for a model that must exist."""
+class FieldContext(BaseModel):
+    """What the field page needs from the registry, keyed by version as telemetry spells it."""
+
+    aliases: dict[str, list[str]]  # version → the aliases pointing at it
+    datasets: dict[str, str]  # version → the dataset version it was trained on (its eval split is the PSI's reference)
+
+
+def field_context(session: Session, name: str) -> FieldContext:
+    """Aliases and dataset versions per version, for a model that must exist."""
     crud.require_model(session, name)
-    out: dict[str, list[str]] = {}
+    aliases: dict[str, list[str]] = {}
     for alias in crud.list_aliases(session, name):
-        out.setdefault(str(alias.version), []).append(alias.name)
-    return out
+        aliases.setdefault(str(alias.version), []).append(alias.name)
+    datasets = {str(number): dataset for number, dataset in crud.dataset_versions(session, name).items()}
+    return FieldContext(aliases=aliases, datasets=datasets)

@@ -30,4 +30,11 @@ def ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} ms"
 
 
-FILTERS: dict[str, Callable[..., Any]] = {"when": when, "size": size, "ratio": ratio, "ms": ms}
+def drift(psi: float | None) -> str:
+    """The usual reading of a PSI (release health rolls back above its `max_psi`, 0.25 by default)."""
+    if psi is None:
+        return "—"
+    return "stable" if psi < 0.1 else ("drifting" if psi <= 0.25 else "shifted")
+
+
+FILTERS: dict[str, Callable[..., Any]] = {"when": when, "size": size, "ratio": ratio, "ms": ms, "drift": drift}

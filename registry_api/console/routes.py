@@ -249,14 +249,24 @@ def build_router(registry: Registry) -> APIRouter:
     @router.get("/models/{name}/field")
     async def field_health(request: Request, name: ModelName) -> Response:
         user = console.sessions.user(request)
-        aliases = await console.read(data.alias_names, name)  # 404 for an unknown model
-        health, problem = await console.warehouse(field.field_page, name, dt.datetime.now(dt.UTC).date())
+        context = await console.read(data.field_context, name)  # 404 for an unknown model
+        today = dt.datetime.now(dt.UTC).date()
+        health, problem = await console.warehouse(field.field_page, name, today, context.datasets)
         rows = [
             {"day": r.day.isoformat(), "line": f"v{r.version} · {r.device_class}", "p95_ms": r.p95_ms}
             for r in (health.rows if health else [])
         ]
         return console.page(
-            request, "field.html", user=user, name=name, health=health, problem=problem, aliases=aliases, rows=rows
+            request,
+            "field.html",
+            user=user,
+            name=name,
+            health=health,
+            problem=problem,
+            aliases=context.aliases,
+            datasets=context.datasets,
+            rows=rows,
+            min_labelled=field.PSI_MIN_LABELLED,
         )
 
     @router.get("/training")

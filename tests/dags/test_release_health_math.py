@@ -1,59 +1,15 @@
-"""Release-health math and decision rule, without Airflow: percentiles, PSI, promote / roll back / wait."""
+"""Release-health decision rule, without Airflow: promote / roll back / wait (its math: tests/edgeloop/test_stats.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-import random
 
-import numpy as np
 import pytest
 
 from dags import _health as health
 from dags._settings import HealthThresholds
-
-
-@pytest.mark.parametrize("q", [0, 5, 50, 90, 95, 99, 100])
-def test_percentile_matches_numpy_on_samples_and_on_histograms(q: float) -> None:
-    rng = random.Random(7)
-    samples = [round(rng.lognormvariate(3, 0.5), 1) for _ in range(501)]
-    hist: dict[float, int] = {}
-    for s in samples:
-        hist[s] = hist.get(s, 0) + 1
-    expected = float(np.percentile(samples, q))
-    assert health.percentile(samples, q) == pytest.approx(expected)
-    assert health.percentile(hist, q) == pytest.approx(expected)
-
-
-def test_percentile_edge_cases() -> None:
-    assert health.percentile([], 50) is None
-    assert health.percentile({1.0: 0}, 50) is None
-    assert health.percentile([4.0], 95) == 4.0
-    assert health.percentile([1.0, 2.0], 50) == 1.5
-    with pytest.raises(ValueError, match="outside"):
-        health.percentile([1.0], 101)
-
-
-def test_psi_is_zero_for_the_same_distribution_whatever_the_scale() -> None:
-    assert health.psi({"a": 10, "b": 30}, {"a": 1, "b": 3}) == pytest.approx(0.0)
-
-
-def test_psi_matches_the_textbook_formula() -> None:
-    expected = {"a": 0.5, "b": 0.3, "c": 0.2}
-    actual = {"a": 0.3, "b": 0.3, "c": 0.4}
-    by_hand = sum((actual[k] - expected[k]) * math.log(actual[k] / expected[k]) for k in expected)
-    assert health.psi(expected, actual) == pytest.approx(by_hand)
-    # Symmetric in its arguments, and positive for any difference.
-    assert health.psi(actual, expected) == pytest.approx(by_hand)
-    assert by_hand > 0
-
-
-def test_psi_of_a_label_missing_on_one_side_is_large_but_finite() -> None:
-    value = health.psi({"a": 50, "b": 50}, {"a": 100})
-    assert value is not None and 1.0 < value < 10.0
-    assert health.psi({}, {"a": 1}) is None
-    assert health.psi({"a": 1}, {}) is None
+from edgeloop.stats import OTHER_LABEL, psi
 
 
 def _stats(
@@ -142,7 +98,7 @@ def test_small_device_classes_are_reported_but_not_judged() -> None:
 def test_labels_unknown_to_the_eval_split_are_binned_together() -> None:
     stats = _stats("3", labels={"rose-soap": 250, "mint-shampoo": 200, "ghost-a": 25, "ghost-b": 25})
     decision = health.decide(stats, HealthThresholds(), eval_labels=EVAL)
-    expected = health.psi(EVAL, {"rose-soap": 250, "mint-shampoo": 200, health.OTHER_LABEL: 50})
+    expected = psi(EVAL, {"rose-soap": 250, "mint-shampoo": 200, OTHER_LABEL: 50})
     assert decision.metrics["psi"] == pytest.approx(expected, abs=1e-4)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +24,16 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_help_lists_commands() -> None:
+def test_help_lists_commands_in_the_order_of_the_loop() -> None:
     result = run("--help")
     assert result.returncode == 0, result.stderr
-    for command in ("data", "sql"):
-        assert command in result.stdout
+    panels = re.findall(r"^╭─ (.+?) ─", result.stdout, re.M)
+    listed = re.findall(r"^│ ([a-z]+) {2,}", result.stdout, re.M)
+    loop = ["data", "ingest", "train", "gate", "convert", "serve", "publish", "keys", "registry",
+            "models", "versions", "alias", "rollback", "audit", "bench", "sql", "demo"]  # fmt: skip
+    assert listed == loop, result.stdout
+    assert panels[0] == "Options" and panels[1:4] == ["1. Photos → dataset", "2. Train and gate", "3. Convert"]
+    assert "More" not in panels  # every command a stage registers has its place in the loop
 
 
 def test_sql_on_a_fresh_workspace(tmp_path: Path) -> None:

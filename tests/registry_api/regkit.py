@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from conversion.card import CARD_NAME, GateReport, Lineage, ModelCard, VariantEntry
+from conversion.card import CARD_NAME, GateCheck, GateReport, Lineage, ModelCard, VariantEntry
 from edge.manifest import InputSpec
 from edge.variants import VARIANTS
 
@@ -29,6 +29,7 @@ def make_package(
     sizes: dict[str, int] | None = None,
     labels: tuple[str, ...] = ("lavender-soap", "rose-bath-bomb", "mint-shampoo-bar"),
     metrics: dict[str, Any] | None = None,
+    checks: tuple[GateCheck, ...] = (),
 ) -> Path:
     """A package folder: one deterministic file per variant (content depends on `run`) and its card."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,7 +64,7 @@ def make_package(
         labels=list(labels),
         metrics=metrics or {},
         input=InputSpec(height=96, width=96, dtype="uint8"),
-        gate=GateReport(verdict=verdict, forced_by="qa-lead" if verdict == "forced" else None),
+        gate=GateReport(verdict=verdict, forced_by="qa-lead" if verdict == "forced" else None, checks=list(checks)),
         lineage=Lineage(dataset_version="v1", run_id=run),
         variants=entries,
     )

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -249,6 +250,29 @@ def test_version_page_shows_card_recall_and_escapes_labels(browser_of: Any, two_
     assert reader.get(f"/console/models/{MODEL}/versions/9").status_code == 404
 
 
+def test_version_page_shows_failures_and_folds_passed_per_class_checks(
+    browser_of: Any, two_versions: Harness, tmp_path: Path
+) -> None:
+    from conversion.card import GateCheck
+
+    checks = (
+        GateCheck(name="min_accuracy", threshold=0.9, value=0.95, passed=True),
+        *(GateCheck(name=f"min_class_recall:soap-{i}", threshold=0.75, value=0.9, passed=True) for i in range(20)),
+        GateCheck(name="min_class_recall:rose-bath-bomb", threshold=0.75, value=0.5, passed=False),
+    )
+    folder = make_package(
+        tmp_path / "v3", run="run-3", verdict="forced", checks=checks
+    )  # a failed gate ships only forced
+    assert two_versions.publish(folder).status_code == 201
+    page = browser_of(two_versions.reader).get(f"/console/models/{MODEL}/versions/3")
+    shown = re.search(r'<table class="grid" id="gate">(.*?)</table>', page.text, re.S)
+    folded = re.search(r"<details[^>]*><summary>(.*?)</summary>(.*?)</details>", page.text, re.S)
+    assert shown is not None and folded is not None
+    names = re.findall(r'<tr class="(?:ok|bad)">\s*<td>([^<]+)', shown.group(1))
+    assert names == ["min_class_recall:rose-bath-bomb", "min_accuracy"]  # the failure first, nothing hidden of it
+    assert folded.group(1) == "20 per-class checks passed" and folded.group(2).count("<tr") == 20
+
+
 def test_vendored_chart_js_is_the_recorded_file(two_versions: Harness) -> None:
     answer = two_versions.client.get("/console/static/chart.umd.min.js")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/javascript")
@@ -318,6 +342,61 @@ def test_field_health_aggregates_telemetry(browser_of: Any, two_versions: Harnes
     assert reader.get("/console/models/nope/field").status_code == 404
 
 
+def test_field_page_shows_the_psi_release_health_computes(browser_of: Any, two_versions: Harness) -> None:
+    """A known drift: the page's PSI per version (and per device class) is release health's, on the same rows."""
+    from dags import _health
+    from dags._settings import HealthThresholds
+    from edge.events import TelemetryBatch, TelemetryEvent
+    from edgeloop import stats, tables
+
+    h = two_versions
+    split = [{"dataset_version": "v1", "split": "eval", "label": label, "label_index": i, "examples": 10}
+             for i, label in enumerate(("lavender-soap", "rose-bath-bomb", XSS))]  # fmt: skip
+    h.client.app.state.registry.writer.call(lambda wh: wh.upsert(tables.DATASET_CLASSES, split)).result(60)  # type: ignore[attr-defined]
+    # v2 answers mostly "lavender-soap" on phones and names a product the eval split never had on kiosks.
+    said = {
+        "pixel-6a": ["lavender-soap"] * 24 + ["rose-bath-bomb"] * 4 + [XSS] * 2,
+        "kiosk": ["new-soap"] * 5 + [XSS] * 5,
+    }
+    events = [
+        TelemetryEvent(device_id=f"d{i}", kind="inference", model=MODEL, version=2, variant="tflite_int8",
+                       device_class=cls, latency_ms=10.0, top1_label=label, top1_score=0.9)
+        for cls, labels in said.items()
+        for i, label in enumerate(labels)
+    ]  # fmt: skip
+    answer = h.client.post(
+        "/v1/telemetry", content=TelemetryBatch(events=events).model_dump_json(), headers=h.auth(h.device)
+    )
+    assert answer.status_code == 200, answer.text
+
+    def release_health(wh: Any) -> Any:
+        now = dt.datetime.now(dt.UTC)
+        canary = _health.collect_stats(wh, MODEL, "2", now - dt.timedelta(days=1), now + dt.timedelta(minutes=1),
+                                       low_confidence_score=0.5)  # fmt: skip
+        return _health.decide(canary, HealthThresholds(), eval_labels=_health.eval_distribution(wh, "v1"))
+
+    expected = h.client.app.state.registry.writer.call(release_health).result(60).metrics["psi"]  # type: ignore[attr-defined]
+    assert expected > 0.25  # a drift release health rolls back for
+    page = browser_of(h.reader).get(f"/console/models/{MODEL}/field")
+    table = re.search(r'<table class="grid" id="drift">(.*?)</table>', page.text, re.S)
+    assert table is not None, page.text
+    rows = {
+        (version, re.sub(r"<.*?>", "", cls)): float(psi)
+        for version, cls, psi in re.findall(
+            r"<td>v(\d)[^<]*(?:<span[^>]*>[^<]*</span>\s*)*</td>\s*<td>(.*?)</td>.*?<td class=\"num psi\">([0-9.]+)</td>",
+            table.group(1),
+            re.S,
+        )
+    }
+    assert rows[("2", "all devices")] == pytest.approx(expected, abs=5e-4)  # shown to 3 decimals
+    eval_split = {"lavender-soap": 10, "rose-bath-bomb": 10, XSS: 10}
+    kiosk = stats.psi(eval_split, {stats.OTHER_LABEL: 5, XSS: 5})
+    assert rows[("2", "kiosk")] == pytest.approx(kiosk, abs=5e-4)
+    assert rows[("2", "pixel-6a")] == pytest.approx(stats.label_psi(eval_split, Counter(said["pixel-6a"])), abs=5e-4)
+    assert "shifted" in table.group(1) and XSS not in page.text  # labels stay text here too
+    assert table.group(1).count("too few answers to read") == 1  # the kiosks' 10 answers: shown, not read
+
+
 def test_warehouse_pages_never_take_the_write_lock(browser_of: Any, two_versions: Harness) -> None:
     import subprocess
     import sys
@@ -350,6 +429,10 @@ def test_training_page_and_overview_verdict(browser_of: Any, two_versions: Harne
          "macro_f1": 0.7 + n / 10, "accuracy": 0.8, "epochs": 2, "backbone": XSS}
         for n in (1, 2)
     ]  # fmt: skip
+    # A retrain still running is the newest run, but has no curves yet: the page opens on run-2.
+    runs.append(
+        {"run_id": "run-3", "dataset_version": "v3", "status": "running", "started_at": started + dt.timedelta(days=3)}
+    )
     epochs = [
         {"run_id": "run-2", "phase": "head", "epoch": e, "loss": 1.0 / (e + 1), "val_loss": 1.2 / (e + 1), "val_macro_f1": 0.5 + e / 10}
         for e in range(3)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,19 @@ with DuckDBWarehouse(sys.argv[1], lock_timeout_s=60) as wh:
 """
 
 
+def _rows_seen_by_another_process(url: str) -> int:
+    """Open the file for writing from another process (it retries while a lock is held) and count rows."""
+    other = subprocess.run(
+        [sys.executable, "-c", _COUNT_ROWS, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert other.returncode == 0, other.stderr
+    return int(other.stdout.strip())
+
+
 def test_writer_keeps_the_file_open_while_busy_and_lets_go_when_idle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -223,16 +237,43 @@ def test_writer_keeps_the_file_open_while_busy_and_lets_go_when_idle(
     assert _wait(writer, _batch(10).events).accepted == 10
     assert opened == [True]  # one open for the burst; tables and views checked once
     # Idle now: another process gets the file (it retries while the lock is held).
-    other = subprocess.run(
-        [sys.executable, "-c", _COUNT_ROWS, url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).parents[2],
-    )
-    assert other.returncode == 0 and other.stdout.strip() == "200", other.stderr
+    assert _rows_seen_by_another_process(url) == 200
     assert _wait(writer, _batch(10).events).accepted == 10
     assert opened == [True, False]
+    writer.close()
+
+
+def test_reads_share_one_read_only_connection_and_let_go_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Console pages read back to back: one open of the file, not one per page (tens of ms each)."""
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    writer = WarehouseWriter(url, release_after_s=0.05)
+    assert _wait(writer, _batch(10).events).accepted == 10
+    deadline = time.monotonic() + 60
+    while writer._wh is not None:  # the idle writer lets go of the file
+        assert time.monotonic() < deadline, "the writer kept the file"
+        time.sleep(0.02)
+    opened: list[bool] = []
+
+    class Counting(warehouse.DuckDBWarehouse):
+        def __init__(self, url: str, *, read_only: bool = False, lock_timeout_s: float = 30.0) -> None:
+            opened.append(read_only)
+            super().__init__(url, read_only=read_only, lock_timeout_s=lock_timeout_s)
+
+    monkeypatch.setattr(telemetry.wh_mod, "DuckDBWarehouse", Counting)
+    writer.release_after_s = 120  # "back to back" must not depend on this box's speed
+    count = "SELECT count(*) AS n FROM telemetry_events"
+    for _ in range(5):
+        assert writer.read(lambda wh: wh.query(count)[0]["n"]).result(timeout=60) == 10
+    assert opened == [True]
+    writer.release_after_s = 0.05
+    assert writer.read(lambda wh: wh.query(count)[0]["n"]).result(timeout=60) == 10
+    # Idle now: another process may write the file (it retries while a lock is held).
+    assert _rows_seen_by_another_process(url) == 10
+    # A write after reads takes the file for writing (DuckDB refuses both kinds in one process).
+    assert _wait(writer, _batch(10).events).accepted == 10
+    assert writer.read(lambda wh: wh.query(count)[0]["n"]).result(timeout=60) == 20
     writer.close()
 
 

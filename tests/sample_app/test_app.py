@@ -15,13 +15,22 @@ from edge_testkit import LABELS
 from registry_server import RegistryServer
 
 import edge
-from sample_app.app import AppOptions, list_photos, run
+from sample_app.app import AppOptions, list_photos, photo_frames, run
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_lists_photos_in_class_folders(photos: Path) -> None:
     assert len(list_photos(photos)) == 6
+
+
+def test_each_pass_shows_every_photo_once_in_a_shuffled_order(photos: Path) -> None:
+    """Folder order would show only the first product for a while: the field's labels would drift for nothing."""
+    frames = photo_frames(photos)
+    first, second = [next(frames)[0] for _ in range(6)], [next(frames)[0] for _ in range(6)]
+    assert sorted(first) == sorted(second) == [str(p.relative_to(photos)) for p in list_photos(photos)]
+    assert len({name.split("/")[0] for name in first[:3]}) == 2  # both products early, not three of one
+    assert [next(photo_frames(photos))[0] for _ in range(3)] == [first[0]] * 3  # seeded: repeatable
 
 
 def test_run_swaps_to_a_new_version_while_running_and_sends_telemetry(

@@ -51,7 +51,7 @@
 
   // A line per series: data-x names the x field, data-y one or more y fields (comma-separated),
   // data-series the fields whose values name a line (comma-separated; absent: one line per y field);
-  // x values keep the rows' order unless data-sort="true".
+  // x values keep the rows' order unless data-sort="true"; data-type="bar" draws bars side by side.
   function line(canvas, rows) {
     var d = canvas.dataset, ys = d.y.split(","), keys = d.series ? d.series.split(",") : null;
     var xs = [];
@@ -71,7 +71,7 @@
       return { label: name, data: series[name], borderColor: color, backgroundColor: color, spanGaps: true, tension: 0.2 };
     });
     return {
-      type: "line",
+      type: d.type === "bar" ? "bar" : "line",
       data: { labels: xs, datasets: datasets },
       options: { responsive: true, maintainAspectRatio: false, animation: false,
         scales: { y: { beginAtZero: true, title: { display: !!d.unit, text: d.unit || "" } } } }
