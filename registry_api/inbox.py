@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection, Engine, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.events import TelemetryEvent, TelemetryReceipt
@@ -37,7 +38,10 @@ log = logging.getLogger(__name__)
 
 LEASE_KEY = "hashtextextended('edgeloop.telemetry-loader', 0)"
 _LEASE = f"SELECT pg_try_advisory_lock({LEASE_KEY})"
-_DELETE_CHUNK = 5000  # ids per DELETE: below SQLite's bound on parameters
+_UNLOCK = f"SELECT pg_advisory_unlock({LEASE_KEY})"
+# Rows per statement: within SQLite's and PostgreSQL's bounds on parameters whatever max_telemetry_events is.
+_INSERT_CHUNK = 2000
+_DELETE_CHUNK = 5000
 
 Step = Callable[[str], None]  # called between a load's steps ("read", "written"): a test's crash point
 
@@ -65,15 +69,17 @@ def inbox_rows(events: Sequence[TelemetryEvent], received_at: dt.datetime) -> li
 def append(sessions: sessionmaker[Session], events: Sequence[TelemetryEvent]) -> TelemetryReceipt:
     """Commit the batch's new events to the inbox; the receipt counts those the inbox holds already."""
     rows = inbox_rows(events, dt.datetime.now(dt.UTC))
+    accepted = 0
     with sessions.begin() as session:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        statement = (
-            insert(TelemetryInboxRow)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(TelemetryInboxRow.event_id)
-        )
-        accepted = len(session.execute(statement).all())
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            statement = (
+                insert(TelemetryInboxRow)
+                .values(rows[start : start + _INSERT_CHUNK])
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(TelemetryInboxRow.event_id)
+            )
+            accepted += len(session.execute(statement).all())
     return TelemetryReceipt(accepted=accepted, duplicates=len(events) - accepted)
 
 
@@ -124,9 +130,18 @@ class InboxLoader:
 
     def release(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        try:
+            if conn.dialect.name == "postgresql" and not conn.invalidated:
+                conn.rollback()
+                conn.execute(text(_UNLOCK))  # at once: the next loader need not wait for the session to end
+                conn.commit()
+        except DBAPIError as exc:
+            log.warning("telemetry loader lease not unlocked (%s); it ends with the session", exc)
+        finally:
             # Never back into the pool: a pooled session would go on holding the lock. Closing the
-            # DBAPI connection ends the session, and the server lets go of the lock.
+            # DBAPI connection ends the session, and with it the lock.
             conn.invalidate()
             conn.close()
 

@@ -177,7 +177,32 @@ def test_one_loader_at_a_time_and_the_lease_passes_on_when_its_holder_dies(
     assert not third.acquire()
     assert second._conn is not None
     second._conn.connection.driver_connection.close()  # type: ignore[union-attr]  # its session ends, as on a crash
-    assert third.acquire()
+    deadline = time.monotonic() + 60  # the server ends that backend (and its lock) when it notices: a bound on a hang
+    while not third.acquire():
+        assert time.monotonic() < deadline, "the lease of a closed session was never let go"
+        time.sleep(0.05)
     third.release()
     second.release()
+    engine.dispose()
+
+
+def test_a_batch_larger_than_one_insert_statement_gets_exact_counts(
+    registry_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGELOOP_REGISTRY_TELEMETRY_SINK", "inbox")
+    monkeypatch.setenv("EDGELOOP_REGISTRY_TELEMETRY_LOADER", "off")
+    monkeypatch.setenv("EDGELOOP_REGISTRY_MAX_TELEMETRY_EVENTS", "6000")
+    monkeypatch.setenv("EDGELOOP_REGISTRY_MAX_TELEMETRY_BYTES", str(8 * 1024 * 1024))
+    get_registry_settings.cache_clear()
+    tokens = create_keys()
+    with TestClient(create_app()) as client:
+        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env, tokens["qa"])
+        first = _batch(2500)
+        assert _post(h, first.model_dump_json()) == {"accepted": 2500, "duplicates": 0}
+        # Three statements' worth: 2,500 resent (across the first two), 2,500 new, 500 repeated within.
+        fresh = _batch(2500).events
+        mixed = type(first)(events=[*first.events, *fresh, *fresh[:500]])
+        assert _post(h, mixed.model_dump_json()) == {"accepted": 2500, "duplicates": 3000}
+    engine = _engine()
+    assert inbox.pending(engine) == 5000
     engine.dispose()
