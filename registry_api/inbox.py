@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, Engine, delete, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, DateTime, Engine, TextClause, bindparam, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,9 +39,7 @@ log = logging.getLogger(__name__)
 LEASE_KEY = "hashtextextended('edgeloop.telemetry-loader', 0)"
 _LEASE = f"SELECT pg_try_advisory_lock({LEASE_KEY})"
 _UNLOCK = f"SELECT pg_advisory_unlock({LEASE_KEY})"
-# Rows per statement: within SQLite's and PostgreSQL's bounds on parameters whatever max_telemetry_events is.
-_INSERT_CHUNK = 2000
-_DELETE_CHUNK = 5000
+_DELETE_CHUNK = 5000  # ids per DELETE: within SQLite's bound on parameters
 
 Step = Callable[[str], None]  # called between a load's steps ("read", "written"): a test's crash point
 
@@ -66,20 +64,31 @@ def inbox_rows(events: Sequence[TelemetryEvent], received_at: dt.datetime) -> li
     return list(rows.values())
 
 
+# One statement whatever the batch size, with one parameter: a multi-row VALUES insert is compiled by
+# SQLAlchemy on every call, and arrays are escaped element by element in Python (on PostgreSQL, a batch
+# of 100 under cProfile: 163 us CPU per event with VALUES, 99 with arrays, 29 with this JSON document).
+# "WHERE true" keeps SQLite from reading ON CONFLICT as a join's ON.
+_ELEMENTS = {
+    "postgresql": "SELECT e->>0, :at, e->>1 FROM json_array_elements(CAST(:rows AS json)) AS e",
+    "sqlite": "SELECT json_extract(e.value, '$[0]'), :at, json_extract(e.value, '$[1]') FROM json_each(:rows) AS e",
+}
+
+
+@functools.cache
+def _append_statement(dialect: str) -> TextClause:
+    return text(
+        f"INSERT INTO telemetry_inbox (event_id, received_at, row) {_ELEMENTS[dialect]} WHERE true "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    ).bindparams(bindparam("at", type_=DateTime(timezone=True)))  # stored as the model's column stores it
+
+
 def append(sessions: sessionmaker[Session], events: Sequence[TelemetryEvent]) -> TelemetryReceipt:
     """Commit the batch's new events to the inbox; the receipt counts those the inbox holds already."""
-    rows = inbox_rows(events, dt.datetime.now(dt.UTC))
-    accepted = 0
+    received_at = dt.datetime.now(dt.UTC)
+    document = json.dumps([[r["event_id"], r["row"]] for r in inbox_rows(events, received_at)])
     with sessions.begin() as session:
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        for start in range(0, len(rows), _INSERT_CHUNK):
-            statement = (
-                insert(TelemetryInboxRow)
-                .values(rows[start : start + _INSERT_CHUNK])
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(TelemetryInboxRow.event_id)
-            )
-            accepted += len(session.execute(statement).all())
+        statement = _append_statement(session.get_bind().dialect.name)
+        accepted = len(session.execute(statement, {"at": received_at, "rows": document}).all())
     return TelemetryReceipt(accepted=accepted, duplicates=len(events) - accepted)
 
 
