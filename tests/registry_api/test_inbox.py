@@ -6,6 +6,7 @@ child process (os._exit between its steps, by count), then run again.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -25,15 +26,23 @@ from registry_api.core.config import get_registry_settings
 CHILD = Path(__file__).with_name("loader_child.py")
 
 
-@pytest.fixture()
-def inbox_harness(registry_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    """A registry taking telemetry into the inbox; nothing loads it until the test says so (loader off)."""
+@contextlib.contextmanager
+def _inbox_registry(workspace: Path, monkeypatch: pytest.MonkeyPatch, **settings: str) -> Iterator[Harness]:
+    """A registry taking telemetry into the inbox, with these EDGELOOP_REGISTRY_* settings besides."""
     monkeypatch.setenv("EDGELOOP_REGISTRY_TELEMETRY_SINK", "inbox")
-    monkeypatch.setenv("EDGELOOP_REGISTRY_TELEMETRY_LOADER", "off")
+    for name, value in settings.items():
+        monkeypatch.setenv(f"EDGELOOP_REGISTRY_{name.upper()}", value)
     get_registry_settings.cache_clear()
     tokens = create_keys()
     with TestClient(create_app()) as client:
-        yield Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env, tokens["qa"])
+        yield Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], workspace, tokens["qa"])
+
+
+@pytest.fixture()
+def inbox_harness(registry_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    """Nothing loads the inbox until the test says so (loader off)."""
+    with _inbox_registry(registry_env, monkeypatch, telemetry_loader="off") as harness:
+        yield harness
 
 
 def _engine() -> db.Engine:
@@ -79,13 +88,8 @@ def test_the_receipt_comes_after_the_inbox_commit_and_the_load_puts_each_event_i
 def test_the_embedded_loader_empties_the_inbox_into_the_warehouse(
     registry_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("EDGELOOP_REGISTRY_TELEMETRY_SINK", "inbox")
-    monkeypatch.setenv("EDGELOOP_REGISTRY_TELEMETRY_LOAD_INTERVAL_S", "0.05")
-    get_registry_settings.cache_clear()
-    tokens = create_keys()
-    engine = _engine()
-    with TestClient(create_app()) as client:
-        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env, tokens["qa"])
+    with _inbox_registry(registry_env, monkeypatch, telemetry_load_interval_s="0.05") as h:
+        engine = _engine()
         for _ in range(3):
             assert _post(h, _batch(200).model_dump_json())["accepted"] == 200
         deadline = time.monotonic() + 60  # a bound on a hang, not a speed check
@@ -186,20 +190,12 @@ def test_one_loader_at_a_time_and_the_lease_passes_on_when_its_holder_dies(
     engine.dispose()
 
 
-def test_a_batch_larger_than_one_insert_statement_gets_exact_counts(
-    registry_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("EDGELOOP_REGISTRY_TELEMETRY_SINK", "inbox")
-    monkeypatch.setenv("EDGELOOP_REGISTRY_TELEMETRY_LOADER", "off")
-    monkeypatch.setenv("EDGELOOP_REGISTRY_MAX_TELEMETRY_EVENTS", "6000")
-    monkeypatch.setenv("EDGELOOP_REGISTRY_MAX_TELEMETRY_BYTES", str(8 * 1024 * 1024))
-    get_registry_settings.cache_clear()
-    tokens = create_keys()
-    with TestClient(create_app()) as client:
-        h = Harness(client, tokens["publisher"], tokens["device"], tokens["reader"], registry_env, tokens["qa"])
+def test_a_batch_of_thousands_gets_exact_counts(registry_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = {"max_telemetry_events": "6000", "max_telemetry_bytes": str(8 * 1024 * 1024)}
+    with _inbox_registry(registry_env, monkeypatch, telemetry_loader="off", **limits) as h:
         first = _batch(2500)
         assert _post(h, first.model_dump_json()) == {"accepted": 2500, "duplicates": 0}
-        # Three statements' worth: 2,500 resent (across the first two), 2,500 new, 500 repeated within.
+        # 2,500 resent, 2,500 new, 500 of those repeated within the batch.
         fresh = _batch(2500).events
         mixed = type(first)(events=[*first.events, *fresh, *fresh[:500]])
         assert _post(h, mixed.model_dump_json()) == {"accepted": 2500, "duplicates": 3000}
