@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from regkit import Harness, create_keys
-from test_telemetry import _batch
+from regkit import telemetry_batch as _batch
 
 from edgeloop import tables, warehouse
 from edgeloop.cli import main
