@@ -202,3 +202,14 @@ def test_a_batch_of_thousands_gets_exact_counts(registry_env: Path, monkeypatch:
     engine = _engine()
     assert inbox.pending(engine) == 5000
     engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # refused before any database is opened
+def test_serve_refuses_several_workers_on_one_duckdb_file_and_names_the_inbox(
+    registry_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGELOOP_REGISTRY_WORKERS", "1")  # serve writes --workers here: undone after the test
+    assert main(["serve", "--workers", "2"]) == 2
+    message = capsys.readouterr().err.replace("\n", " ")
+    assert "a DuckDB warehouse accepts one writing process" in message
+    assert "EDGELOOP_REGISTRY_TELEMETRY_SINK=inbox" in message
