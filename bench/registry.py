@@ -10,12 +10,22 @@ always driven by the Python client (unique event_ids per batch); afterwards the 
 are counted against the receipts, and the server's CPU time per event (from /proc) is reported:
 unlike events/s, it hardly moves when other work shares the machine. The same scenarios then
 run in-process (no sockets) for CPU per request: new telemetry batches and a resent one.
+
+    .venv/bin/python bench/registry.py --replicas 1,2,3 [--database-url postgresql+psycopg://…]
+
+The replica mode: for each count, that many registry processes on one new PostgreSQL database
+(a throwaway server unless --database-url names one), telemetry_sink=inbox with the embedded
+loader into one DuckDB file, the load generator spreading its connections over the replicas
+(no balancer: nginx would share the same 2 cores). 304 polls and telemetry per count, against
+the same floor; after the run the inbox must drain and the warehouse hold each event once.
+Writes bench/results/registry_replicas.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -30,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +49,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "registry_api"))
+sys.path.insert(0, str(ROOT / "tests"))  # pgserver: a throwaway PostgreSQL for the replica mode
 
 log = logging.getLogger("bench.registry")
 
@@ -82,6 +94,13 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> No
     raise RuntimeError(f"{url} did not come up")
 
 
+def start_registry(port: int, env: dict[str, str], log_file: Any) -> subprocess.Popen[bytes]:
+    """One registry process (uvicorn, one worker) on `port`."""
+    cmd = [sys.executable, "-m", "uvicorn", "registry_api.main:create_app_from_env", "--factory", "--host"]
+    cmd += ["127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    return subprocess.Popen(cmd, env=env, stdout=log_file, stderr=log_file, cwd=ROOT)
+
+
 # --------------------------------------------------------------------------- python load generator
 
 
@@ -107,8 +126,9 @@ async def _connection(
         writer.close()
 
 
-def _worker(args: tuple[str, int, Any, float, int, Any]) -> tuple[list[float], dict[int, int], list[bytes]]:
+def _worker(args: tuple[str, int | list[int], Any, float, int, Any]) -> tuple[list[float], dict[int, int], list[bytes]]:
     host, port, request, duration, connections, start_at = args
+    ports = port if isinstance(port, list) else [port]  # several replicas: connections spread over them
     while time.time() < start_at:  # all processes start together
         time.sleep(0.001)
     latencies: list[float] = []
@@ -121,14 +141,16 @@ def _worker(args: tuple[str, int, Any, float, int, Any]) -> tuple[list[float], d
             slices = [request[i * per : (i + 1) * per] or request for i in range(connections)]
         else:
             slices = [request] * connections
-        await asyncio.gather(*(_connection(host, port, s, until, latencies, statuses) for s in slices))
+        await asyncio.gather(
+            *(_connection(host, ports[i % len(ports)], s, until, latencies, statuses) for i, s in enumerate(slices))
+        )
 
     asyncio.run(main())
     return latencies, statuses, []
 
 
 def python_load(
-    port: int, request: bytes | list[bytes], duration: float, connections: int, processes: int
+    port: int | list[int], request: bytes | list[bytes], duration: float, connections: int, processes: int
 ) -> dict[str, Any]:
     per_process = max(1, connections // processes)
     start_at = time.time() + 1.0
@@ -137,7 +159,9 @@ def python_load(
         req: Any = request
         if isinstance(request, list):
             req = request[p::processes]
-        jobs.append(("127.0.0.1", port, req, duration, per_process, start_at))
+        # Each process starts its connections at another replica, so every replica gets its share.
+        ports = port[p % len(port) :] + port[: p % len(port)] if isinstance(port, list) else port
+        jobs.append(("127.0.0.1", ports, req, duration, per_process, start_at))
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = pool.map(_worker, jobs)
     latencies = sorted(x for r in results for x in r[0])
@@ -378,26 +402,7 @@ def run(
     tokens = create_keys(publisher=1e9, device=1e9, reader=1e9)
     reg_port, floor_port = free_port(), free_port()
     server_log = (workdir / "registry.log").open("wb")
-    registry = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "registry_api.main:create_app_from_env",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(reg_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=server_log,
-        stderr=server_log,
-        cwd=ROOT,
-    )
+    registry = start_registry(reg_port, env, server_log)
     floor = subprocess.Popen([sys.executable, "-c", FLOOR_APP.replace("{port}", str(floor_port))], cwd=workdir)
     results: dict[str, Any] = {}
     try:
@@ -496,6 +501,165 @@ def run(
     return summary
 
 
+# --------------------------------------------------------------------------- replicas
+
+
+@contextlib.contextmanager
+def _postgres(server_url: str) -> Iterator[Callable[[], str]]:
+    """A function giving a new empty database per call: on the server at `server_url`, else a throwaway one."""
+    if server_url:
+        import psycopg
+        from sqlalchemy import make_url
+
+        url = make_url(server_url)
+
+        def create() -> str:
+            name = f"bench_{uuid.uuid4().hex[:12]}"
+            dsn = f"host={url.host} port={url.port or 5432} user={url.username} dbname={url.database or 'postgres'}"
+            with psycopg.connect(dsn, password=url.password, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            return url.set(database=name).render_as_string(hide_password=False)
+
+        yield create
+        return
+    from pgserver import running_server
+
+    with running_server() as server:
+        if isinstance(server, str):
+            raise SystemExit(f"replica mode needs PostgreSQL: {server}, or pass --database-url")
+        yield server.create_database
+
+
+def _replica_round(
+    n: int, database: str, duration: float, connections: int, sink: str, per_batch: int = 100
+) -> dict[str, Any]:
+    """n replicas (one DuckDB warehouse, through `sink`) on `database`: 304 polls, then telemetry."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from regkit import create_keys, make_package, multipart
+
+    from edgeloop import warehouse
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"edgeloop-bench-x{n}-"))
+    seed = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGELOOP_")}
+    env |= {
+        "EDGELOOP_WORKSPACE": str(workdir / "workspace"),
+        "EDGELOOP_WAREHOUSE": f"duckdb:///{workdir / 'warehouse.duckdb'}",
+        "EDGELOOP_REGISTRY_DATABASE_URL": database,
+        "EDGELOOP_REGISTRY_SIGNING_KEY": base64.b64encode(seed).decode(),
+        "EDGELOOP_REGISTRY_TELEMETRY_SINK": sink,
+        "EDGELOOP_REGISTRY_ACCESS_LOG": "true",
+    }
+    tokens = create_keys(database, publisher=1e9, device=1e9, reader=1e9)
+    ports = [free_port() for _ in range(n)]
+    server_log = (workdir / "registry.log").open("wb")
+    procs = [start_registry(port, env, server_log) for port in ports]
+    result: dict[str, Any] = {"replicas": n, "sink": sink}
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            wait_up(f"http://127.0.0.1:{port}/healthz", proc)
+        base = f"http://127.0.0.1:{ports[0]}"
+        pub = {"Authorization": f"Bearer {tokens['publisher']}"}
+        dev = {"Authorization": f"Bearer {tokens['device']}"}
+        pkg = make_package(workdir / "pkg")
+        httpx.post(f"{base}/v1/models/shelf-products/versions", files=multipart(pkg), headers=pub, timeout=60)
+        httpx.put(f"{base}/v1/models/shelf-products/aliases/production", json={"version": 1}, headers=pub)
+        path = "/v1/models/shelf-products/manifest?device_id=bench-device&platform=android&runtime=litert"
+        etags = {httpx.get(f"http://127.0.0.1:{port}{path}", headers=dev).headers["etag"] for port in ports}
+        if len(etags) != 1:
+            raise RuntimeError(f"replicas disagree on the manifest's ETag: {etags}")
+        polls = python_load(ports, raw_get(path, {**dev, "If-None-Match": etags.pop()}), duration, connections, 2)
+        result["poll 304"] = polls
+
+        bodies = telemetry_bodies(int(duration * 600), per_batch)
+        requests = [raw_post("/v1/telemetry", {**dev, "Content-Type": "application/json"}, b) for b in bodies]
+        cpu0 = sum(process_cpu_s(p.pid) for p in procs)
+        tele = python_load(ports, requests, duration, min(connections, 16), processes=2)
+        server_cpu = sum(process_cpu_s(p.pid) for p in procs) - cpu0
+        tele["events_per_s"] = tele["rps"] * per_batch
+        tele["events_sent_ok"] = tele["statuses"].get(200, 0) * per_batch
+        tele["server_cpu_us_per_event"] = server_cpu / max(1, tele["events_sent_ok"]) * 1e6
+        engine_url = database
+        from registry_api import db, inbox
+
+        engine = db.make_engine(engine_url)
+        deadline = time.monotonic() + 300
+        t0 = time.perf_counter()
+        while inbox.pending(engine) and time.monotonic() < deadline:  # the loader catches up
+            time.sleep(0.1)
+        tele["loader_caught_up_s"] = time.perf_counter() - t0
+        tele["left_in_inbox"] = inbox.pending(engine)
+        engine.dispose()
+        result["telemetry"] = tele
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
+        server_log.close()
+    with warehouse.DuckDBWarehouse(env["EDGELOOP_WAREHOUSE"], read_only=True) as wh:
+        rows = wh.query("SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM telemetry_events")[0]
+    tele["rows_in_warehouse"], tele["distinct_rows"] = rows["n"], rows["d"]
+    tele["lost"] = tele["events_sent_ok"] - rows["d"]
+    tele["doubled"] = rows["n"] - rows["d"]
+    shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def run_replicas(
+    counts: list[int], duration: float, connections: int, out: Path, server_url: str, sinks: list[str]
+) -> dict[str, Any]:
+    """The same load against 1, 2, 3 … replicas on PostgreSQL, the client spreading connections over them."""
+    floor_port = free_port()
+    floor = subprocess.Popen([sys.executable, "-c", FLOOR_APP.replace("{port}", str(floor_port))])
+    try:
+        wait_up(f"http://127.0.0.1:{floor_port}/const", floor)
+        floor_result = python_load(floor_port, raw_get("/const", {}), duration, connections, processes=2)
+    finally:
+        floor.terminate()
+        floor.wait(10)
+    rounds = []
+    with _postgres(server_url) as new_database:
+        for sink in sinks:
+            for n in counts:
+                rounds.append(_replica_round(n, new_database(), duration, connections, sink))
+    summary = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "mode": "replicas on PostgreSQL, one DuckDB warehouse, the client spreading connections over them (no LB)",
+        "duration_s": duration,
+        "connections": connections,
+        "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+        "floor": floor_result,
+        "rounds": rounds,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def print_replica_table(summary: dict[str, Any]) -> None:
+    floor = summary["floor"]
+    print(f"\nfloor (bare Starlette, 1 process): {floor['rps']:.0f} req/s, p99 {floor['p99_ms']:.2f} ms")
+    print(
+        f"{'sink':>9} {'replicas':>8} {'304 req/s':>10} {'÷ floor':>8} {'304 p99 ms':>11} {'events/s':>10} "
+        f"{'batch p99 ms':>13} {'CPU us/event':>13} {'load s':>7} {'lost':>5} {'doubled':>8}"
+    )
+    for r in summary["rounds"]:
+        p, t = r["poll 304"], r["telemetry"]
+        print(
+            f"{r['sink']:>9} {r['replicas']:>8} {p['rps']:10.0f} {p['rps'] / floor['rps']:8.2f} {p['p99_ms']:11.2f} "
+            f"{t['events_per_s']:10.0f} {t['p99_ms']:13.2f} {t['server_cpu_us_per_event']:13.1f} "
+            f"{t['loader_caught_up_s']:7.1f} {t['lost']:5d} {t['doubled']:8d}"
+        )
+    print(f"\nload average at end: {summary['load_average_at_end']}")
+
+
 def print_table(summary: dict[str, Any]) -> None:
     print(f"\n{'scenario':34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  generator (rounds req/s)")
     for name, r in summary["results"].items():
@@ -527,9 +691,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--repeat", type=int, default=3, help="Rounds of the poll scenarios; the median is reported.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "registry.json")
-    parser.add_argument("--database-url", default="", help="Registry database (default: SQLite in a temp folder).")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="Registry database (default: SQLite in a temp folder); with --replicas, a PostgreSQL server to create "
+        "databases on (default: a throwaway one started with initdb + pg_ctl).",
+    )
+    parser.add_argument(
+        "--replicas", default="", help="e.g. 1,2,3: the replica mode (PostgreSQL, telemetry through the inbox)."
+    )
+    parser.add_argument(
+        "--sinks",
+        default="inbox",
+        help="Replica mode: telemetry sinks to compare, e.g. inbox,warehouse (one file shared).",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.replicas:
+        counts = [int(c) for c in args.replicas.split(",")]
+        out = args.out.with_name("registry_replicas.json") if args.out.name == "registry.json" else args.out
+        sinks = args.sinks.split(",")
+        print_replica_table(run_replicas(counts, args.duration, args.connections, out, args.database_url, sinks))
+        return
     print_table(run(args.duration, args.connections, args.generator, args.out, args.repeat, args.database_url))
 
 

@@ -13,6 +13,7 @@ the difference spelled out; a missing column is added.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 import time
@@ -37,6 +38,7 @@ class Warehouse(Protocol):
     def ensure(self, schema: Sequence[t.Table] = t.ALL) -> None: ...
     def upsert(self, table: t.Table, rows: Iterable[Row]) -> int: ...
     def insert_new(self, table: t.Table, rows: Iterable[Row]) -> int: ...
+    def insert_new_ndjson(self, table: t.Table, data: bytes) -> int: ...
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Warehouse: ...
@@ -248,6 +250,12 @@ class DuckDBWarehouse:
         finally:
             self._con.unregister(relation)
 
+    def insert_new_ndjson(self, table: t.Table, data: bytes) -> int:
+        """Insert the rows of newline-delimited JSON (keys distinct) whose key is new; returns how many were."""
+        arrow = ndjson_arrow(table, data)
+        new = self.insert_new_arrow(table, arrow)
+        return int(arrow.num_rows) if new is None else len(new)
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         try:
             cur = self._con.execute(sql, list(params) if params else None)
@@ -259,13 +267,8 @@ class DuckDBWarehouse:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def arrow_table(table: t.Table, columns: Sequence[Sequence[Any]]) -> Any:
-    """Columns of `table` (in its order, values as `prepare_rows` makes them; datetimes naive UTC or aware)
-    as a `pyarrow.Table` of its types, for `DuckDBWarehouse.insert_new_arrow`.
-
-    Built in C++ (aware datetimes are converted to UTC there); `pyarrow` comes with the
-    `registry` extra.
-    """
+def arrow_schema(table: t.Table) -> Any:
+    """The table as a `pyarrow.Schema` (`pyarrow` comes with the `registry` extra)."""
     try:
         import pyarrow as pa
     except ImportError:
@@ -279,11 +282,36 @@ def arrow_table(table: t.Table, columns: Sequence[Sequence[Any]]) -> Any:
         t.T.TIMESTAMP: pa.timestamp("us"),
         t.T.DATE: pa.date32(),
     }
+    return pa.schema([pa.field(c.name, types[c.type]) for c in table.columns])
+
+
+def arrow_table(table: t.Table, columns: Sequence[Sequence[Any]]) -> Any:
+    """Columns of `table` (in its order, values as `prepare_rows` makes them; datetimes naive UTC or aware)
+    as a `pyarrow.Table` of its types, for `DuckDBWarehouse.insert_new_arrow`.
+
+    Built in C++ (aware datetimes are converted to UTC there).
+    """
+    schema = arrow_schema(table)
+    import pyarrow as pa
+
     try:
         return pa.Table.from_arrays(
-            [pa.array(values, type=types[c.type]) for c, values in zip(table.columns, columns, strict=True)],
-            names=list(table.column_names),
+            [pa.array(values, type=f.type) for f, values in zip(schema, columns, strict=True)], schema=schema
         )
+    except (pa.ArrowException, ValueError) as exc:
+        raise WarehouseError(f"{table.name}: rows do not fit the table: {exc}") from None
+
+
+def ndjson_arrow(table: t.Table, data: bytes) -> Any:
+    """Newline-delimited JSON rows of `table` (timestamps as naive-UTC ISO text, JSON columns as text)
+    as a `pyarrow.Table`, parsed in C++; unknown keys are refused."""
+    schema = arrow_schema(table)
+    import pyarrow as pa
+    from pyarrow import json as pa_json
+
+    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    try:
+        return pa_json.read_json(io.BytesIO(data), parse_options=options).select(schema.names)
     except (pa.ArrowException, ValueError) as exc:
         raise WarehouseError(f"{table.name}: rows do not fit the table: {exc}") from None
 
@@ -325,6 +353,19 @@ def merge_sql(table: t.Table, target: str, staging: str, *, replace: bool) -> st
         sets = ", ".join(f"`{c}` = S.`{c}`" for c in table.column_names if c not in table.key)
         sql += f"WHEN MATCHED THEN UPDATE SET {sets}\n"
     return sql + f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})"
+
+
+def ndjson_load_config(table: t.Table) -> Any:
+    """The load job that stages newline-delimited JSON rows of `table` (one job per load, not per request)."""
+    from google.cloud import bigquery
+
+    return bigquery.LoadJobConfig(
+        schema=bigquery_schema(table),
+        source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        ignore_unknown_values=False,
+        max_bad_records=0,
+    )
 
 
 class BigQueryWarehouse:
@@ -411,6 +452,19 @@ class BigQueryWarehouse:
     def insert_new(self, table: t.Table, rows: Iterable[Row]) -> int:
         return self._write(table, rows, replace=False)
 
+    def insert_new_ndjson(self, table: t.Table, data: bytes) -> int:
+        """One load job into a staging table, then one MERGE: the DML count grows per load, not per event."""
+        staging = self._ref(f"_staging_{table.name}_{uuid.uuid4().hex[:12]}")
+        try:
+            self._client.load_table_from_file(io.BytesIO(data), staging, job_config=ndjson_load_config(table)).result()
+            job = self._client.query(merge_sql(table, self._ref(table.name), staging, replace=False))
+            job.result()
+        except Exception as exc:  # google.api_core errors carry the server's reason
+            raise WarehouseError(f"{table.name}: BigQuery load refused: {exc}") from None
+        finally:
+            self._client.delete_table(staging, not_found_ok=True)
+        return int(job.num_dml_affected_rows or 0)
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         job_config = self._bq.QueryJobConfig(
             default_dataset=f"{self.project}.{self.dataset}",
@@ -449,5 +503,7 @@ __all__ = [
     "bigquery_schema",
     "connect",
     "merge_sql",
+    "ndjson_arrow",
+    "ndjson_load_config",
     "prepare_rows",
 ]

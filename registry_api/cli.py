@@ -18,6 +18,10 @@ keys_app = typer.Typer(
     help="API keys of the registry (stored hashed; the token is printed once).", no_args_is_help=True
 )
 registry_app = typer.Typer(help="The registry's database.", no_args_is_help=True)
+telemetry_app = typer.Typer(
+    help="Telemetry the registry replicas took in (telemetry_sink=inbox) on its way to the warehouse.",
+    no_args_is_help=True,
+)
 
 
 def serve(
@@ -42,9 +46,10 @@ def serve(
             os.environ[f"EDGELOOP_REGISTRY_{name}"] = str(value)
     get_registry_settings.cache_clear()
     settings = get_registry_settings()
-    if settings.workers > 1 and settings.warehouse.startswith("duckdb://"):
+    if settings.workers > 1 and settings.warehouse.startswith("duckdb://") and settings.telemetry_sink == "warehouse":
         raise InvalidRequest(
-            "a DuckDB warehouse accepts one writing process; use --workers 1 or a bigquery:// warehouse"
+            "a DuckDB warehouse accepts one writing process; use --workers 1, a bigquery:// warehouse or "
+            "EDGELOOP_REGISTRY_TELEMETRY_SINK=inbox (the workers append to the database, one loader writes DuckDB)"
         )
     # Refuse an out-of-date schema once, before workers start (each worker checks again).
     _engine().dispose()
@@ -125,6 +130,42 @@ def registry_migrate() -> None:
     typer.echo(f"registry database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
 
 
+@telemetry_app.command("load")
+def telemetry_load(
+    warehouse: Annotated[
+        str | None, typer.Option(help="Warehouse URL (default: EDGELOOP_REGISTRY_WAREHOUSE_URL or EDGELOOP_WAREHOUSE).")
+    ] = None,
+) -> None:
+    """Move the inbox into the warehouse until it is empty, exactly once per event (safe to rerun after a crash)."""
+    from edgeloop import tables
+    from edgeloop import warehouse as wh_mod
+    from registry_api.core.config import get_registry_settings
+    from registry_api.errors import Conflict
+    from registry_api.inbox import InboxLoader, pending
+
+    settings = get_registry_settings()
+    engine = _engine()
+    try:
+        with wh_mod.connect(warehouse or settings.warehouse) as wh:
+            loader = InboxLoader(
+                engine, lambda data: wh.insert_new_ndjson(tables.TELEMETRY_EVENTS, data), settings.telemetry_load_rows
+            )
+            if not loader.acquire():
+                raise Conflict(
+                    "another telemetry loader holds the lease (a replica's embedded loader or another "
+                    "`edgeloop telemetry load`); it is loading already, or set EDGELOOP_REGISTRY_TELEMETRY_LOADER=off "
+                    "on the replicas to load from here"
+                )
+            try:
+                result = loader.load_all()
+            finally:
+                loader.release()
+        left = pending(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"loaded {result.rows} events ({result.new} new to the warehouse); {left} waiting in the inbox")
+
+
 def _engine() -> Engine:
     """The configured database, its schema checked (SchemaOutOfDate names `edgeloop registry migrate`)."""
     from registry_api import db
@@ -185,3 +226,4 @@ def register(app: typer.Typer) -> None:
 
     cli_release.register(app)
     app.add_typer(registry_app, name="registry")
+    app.add_typer(telemetry_app, name="telemetry")

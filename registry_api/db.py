@@ -8,11 +8,13 @@ constraints, not application locks, are what keep concurrent publishes apart.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Engine,
@@ -141,11 +143,36 @@ class Benchmark(Base):
     key_id: Mapped[str | None] = mapped_column(String(32))  # who uploaded it (None: before keys were kept)
 
 
+class TelemetryInboxRow(Base):
+    """An accepted telemetry event not yet in the warehouse (telemetry_sink=inbox); deleted once loaded.
+
+    `row` is the event as a warehouse row, one line of newline-delimited JSON, so a load hands the
+    rows to the warehouse as they are (DuckDB via Arrow, BigQuery as a load job's file).
+    """
+
+    __tablename__ = "telemetry_inbox"
+    __table_args__ = (UniqueConstraint("event_id", name="uq_inbox_event"),)
+
+    # The load order; BIGINT on PostgreSQL (a fleet goes past 2^31 events), INTEGER (the rowid) on SQLite.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(36))
+    received_at: Mapped[dt.datetime] = mapped_column()
+    row: Mapped[str] = mapped_column(Text)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and IMMEDIATE write transactions."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # The process id in pg_stat_activity says which replica holds a lock (the telemetry loader's lease).
+        args = (
+            {"application_name": f"edgeloop-registry-{os.getpid()}"}
+            if parsed.get_backend_name() == "postgresql"
+            else {}
+        )
+        return create_engine(url, pool_pre_ping=True, connect_args=args)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -9,11 +9,13 @@ import time
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from edgeloop import tables
 from registry_api import crud, db
 from registry_api.core.config import RegistrySettings
 from registry_api.core.ratelimit import RateLimiter
 from registry_api.core.security import KeyRing, Role, parse_token, token_matches
 from registry_api.errors import Unauthenticated
+from registry_api.inbox import InboxLoader
 from registry_api.manifests import ManifestService
 from registry_api.telemetry import WarehouseWriter
 
@@ -100,6 +102,7 @@ class Registry:
     writer: WarehouseWriter
     limiter: RateLimiter
     keys: KeyCache
+    loader: InboxLoader | None = None  # telemetry_sink=inbox with the embedded loader
 
     @classmethod
     def build(cls, settings: RegistrySettings) -> Registry:
@@ -108,17 +111,32 @@ class Registry:
         sessions = db.session_factory(engine)
         reads = db.read_session_factory(engine)  # the caches only read
         keyring = KeyRing.for_registry(settings)
+        writer = WarehouseWriter(settings.warehouse, settings.telemetry_group_rows)
+        loader = None
+        if settings.telemetry_sink == "inbox" and settings.telemetry_loader == "embedded":
+
+            def write(data: bytes) -> int:  # on the writer's thread, which owns the DuckDB connection
+                return int(writer.call(lambda wh: wh.insert_new_ndjson(tables.TELEMETRY_EVENTS, data)).result())
+
+            loader = InboxLoader(engine, write, settings.telemetry_load_rows)
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
             keyring=keyring,
             manifests=ManifestService(settings, reads, keyring),
-            writer=WarehouseWriter(settings.warehouse, settings.telemetry_group_rows),
+            writer=writer,
             limiter=RateLimiter(),
             keys=KeyCache(reads, settings),
+            loader=loader,
         )
 
+    def start(self) -> None:
+        if self.loader is not None:
+            self.loader.start(self.settings.telemetry_load_interval_s)
+
     def close(self) -> None:
+        if self.loader is not None:
+            self.loader.stop()
         self.writer.close()
         self.engine.dispose()

@@ -123,6 +123,29 @@ class RegistrySettings(BaseSettings):
     telemetry_group_rows: int = Field(
         default=5000, ge=1, description="Rows the warehouse writer commits at once at most."
     )
+    telemetry_sink: Literal["warehouse", "inbox"] = Field(
+        default="warehouse",
+        description=(
+            "Where an accepted batch is committed before it is acknowledged: warehouse (straight into it: one "
+            "registry process, the embedded default) or inbox (the registry database's telemetry_inbox, which any "
+            "number of replicas append to; one loader moves it into the warehouse exactly once)."
+        ),
+    )
+    telemetry_loader: Literal["embedded", "off"] = Field(
+        default="embedded",
+        description=(
+            "With telemetry_sink=inbox: embedded (every replica runs a loader; one at a time holds the lease, "
+            "another takes over when it dies) or off (run `edgeloop telemetry load` yourself, e.g. from cron)."
+        ),
+    )
+    telemetry_load_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the embedded loader looks at the inbox (BigQuery: each look with rows is one load job and one MERGE).",
+    )
+    telemetry_load_rows: int = Field(
+        default=50_000, ge=1, le=1_000_000, description="Rows one load moves at most (one warehouse transaction)."
+    )
 
     rate_per_s: dict[str, float] = Field(
         default_factory=lambda: {"publisher": 20.0, "device": 2000.0, "reader": 50.0, "qa": 20.0},

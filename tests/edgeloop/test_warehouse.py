@@ -8,6 +8,7 @@ and the schema built as real google-cloud-bigquery `SchemaField`s.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -285,3 +286,42 @@ def test_duckdb_bulk_insert_refuses_bad_rows_whole(tmp_path: Path) -> None:
         with pytest.raises(WarehouseError, match="one-column key"):
             wh.insert_new_arrow(t.BY_NAME["dataset_classes"], _arrow(table, [_event("e4")]))
         assert [r["event_id"] for r in wh.query("SELECT event_id FROM telemetry_events")] == ["e0"]
+
+
+def _ndjson(*event_ids: str) -> bytes:
+    """Rows as the registry's telemetry inbox keeps them: naive-UTC ISO times, JSON columns as text."""
+    lines = [
+        json.dumps(
+            {"event_id": e, "device_id": "d1", "event_time": "2026-11-23T07:00:00.250000"}
+            | {"received_at": "2026-11-23T07:00:01", "kind": "inference", "latency_ms": 4, "detail": '{"n": 1}'}
+        )
+        for e in event_ids
+    ]
+    return "\n".join(lines).encode()
+
+
+def test_insert_new_ndjson_adds_only_event_ids_not_there(wh: warehouse.Warehouse) -> None:
+    a, b, c = (str(uuid.uuid4()) for _ in range(3))
+    assert wh.insert_new_ndjson(t.TELEMETRY_EVENTS, _ndjson(a, b)) == 2
+    assert wh.insert_new_ndjson(t.TELEMETRY_EVENTS, _ndjson(b, c)) == 1  # a reloaded row adds nothing
+    rows = wh.query("SELECT event_id, event_time, latency_ms, detail FROM telemetry_events ORDER BY event_id")
+    assert sorted(r["event_id"] for r in rows) == sorted([a, b, c])
+    assert rows[0]["latency_ms"] == 4.0 and json.loads(str(rows[0]["detail"])) == {"n": 1}
+    assert rows[0]["event_time"].replace(tzinfo=None) == dt.datetime(2026, 11, 23, 7, 0, 0, 250000)
+
+
+def test_ndjson_rows_that_do_not_fit_are_refused_whole(tmp_path: Path) -> None:
+    with warehouse.connect(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        bad = _ndjson(str(uuid.uuid4())).replace(b'"kind"', b'"colour": "red", "kind"')
+        with pytest.raises(WarehouseError, match="telemetry_events: rows do not fit"):
+            wh.insert_new_ndjson(t.TELEMETRY_EVENTS, _ndjson(str(uuid.uuid4())) + b"\n" + bad)
+        assert count(wh, "telemetry_events") == 0
+
+
+def test_bigquery_telemetry_loads_are_ndjson_load_jobs_into_staging_with_the_table_schema() -> None:
+    config = warehouse.ndjson_load_config(t.TELEMETRY_EVENTS).to_api_repr()["load"]
+    assert config["sourceFormat"] == "NEWLINE_DELIMITED_JSON"
+    assert config["writeDisposition"] == "WRITE_TRUNCATE"  # a staging table of this load only
+    assert int(config["maxBadRecords"]) == 0 and config["ignoreUnknownValues"] is False  # refused whole, never dropped
+    fields = [f.to_api_repr() for f in warehouse.bigquery_schema(t.TELEMETRY_EVENTS)]
+    assert config["schema"]["fields"] == fields

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from conversion.card import CARD_NAME, GateCheck, GateReport, Lineage, ModelCard, VariantEntry
+from edge.events import TelemetryBatch, TelemetryEvent
 from edge.manifest import InputSpec
 from edge.variants import VARIANTS
 
@@ -70,6 +71,26 @@ def make_package(
     )
     (folder / CARD_NAME).write_text(card.model_dump_json(indent=2))
     return folder
+
+
+def telemetry_batch(n: int) -> TelemetryBatch:
+    """n new inference events (fresh event_ids) from seven devices."""
+    return TelemetryBatch(
+        events=[
+            TelemetryEvent(
+                device_id=f"d{i % 7}",
+                kind="inference",
+                model="shelf-products",
+                version=1,
+                variant="tflite_int8",
+                latency_ms=3.5,
+                top1_label="lavender-soap",
+                top1_score=0.9,
+                detail={"i": i},
+            )
+            for i in range(n)
+        ]
+    )
 
 
 def multipart(folder: Path) -> list[tuple[str, tuple[str, bytes]]]:

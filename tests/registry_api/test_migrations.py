@@ -122,6 +122,8 @@ def _snapshot() -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     with engine.connect() as conn:
         for table in db.Base.metadata.sorted_tables:
+            if not inspect(conn).has_table(table.name):  # added by a later revision than the database's
+                continue
             reflected = Table(table.name, MetaData(), autoload_with=conn)
             rows = conn.execute(reflected.select().order_by(*reflected.primary_key.columns)).mappings().all()
             out[table.name] = [{k: _utc(v) for k, v in row.items()} for row in rows]
@@ -145,7 +147,7 @@ def test_an_old_database_full_of_history_upgrades_with_nothing_lost(
     with pytest.raises(SchemaOutOfDate, match="run `edgeloop registry migrate`"):
         create_app()
     assert main(["registry", "migrate"]) == 0
-    assert "at revision 0002" in capsys.readouterr().out
+    assert f"at revision {schema.head()}" in capsys.readouterr().out
     assert main(["registry", "migrate"]) == 0  # at head already: nothing to do
 
     after = _snapshot()
@@ -153,6 +155,7 @@ def test_an_old_database_full_of_history_upgrades_with_nothing_lost(
         assert [{k: row[k] for k in old} for row, old in zip(after[name], rows, strict=True)] == rows, name
     assert all(row["sequence"] == 0 for row in after["aliases"])
     assert all(row["key_id"] is None for row in after["benchmarks"])
+    assert after["telemetry_inbox"] == []
 
     with TestClient(create_app()) as client:
         ci, phones = ({"Authorization": f"Bearer {tokens[k]}"} for k in ("ci", "phones"))

@@ -2,17 +2,18 @@
 
 registry_api/deploy/nginx-replicas.conf.template is the balancer. Every replica gets the same settings:
 one database, one artifacts folder, one signing key from the configured source (never generated per
-process). Telemetry is not exercised here: each replica writes its own DuckDB file (see README).
+process). Telemetry through several replicas is test_replica_telemetry.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +59,14 @@ class Cluster:
         return httpx.put(url, json=body, headers=self.auth("publisher"), timeout=60)
 
 
-@pytest.fixture(scope="module")
-def cluster(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One cluster for the module (three replicas take a while to start): each test uses its own model.
-
-    The last test kills a replica.
-    """
+@contextlib.contextmanager
+def running_cluster(
+    postgres_server: Any, root: Path, per_replica: Callable[[int], dict[str, str]], **settings: str
+) -> Iterator[Cluster]:
+    """Three replicas (settings shared, plus `per_replica(i)`) on one new PostgreSQL database behind nginx."""
     exe = _nginx()
     if exe is None:
         pytest.skip("nginx is not installed (Debian: apt-get install nginx); CI installs it in .ci/run")
-    root = tmp_path_factory.mktemp("replicas")
     database = postgres_server.create_database()
     seed = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
@@ -78,10 +77,10 @@ def cluster(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> I
         "EDGELOOP_REGISTRY_DATABASE_URL": database,
         "EDGELOOP_REGISTRY_SIGNING_KEY": base64.b64encode(seed).decode(),  # as from a secret manager
         "EDGELOOP_REGISTRY_STATE_CACHE_TTL_S": str(STATE_TTL_S),
+        **settings,
     }
     tokens = create_keys(database, publisher=100_000.0, device=100_000.0)
-    # DuckDB takes one writing process: each replica its own file (fleet telemetry is not this test's subject).
-    replicas = [Server({**shared, "EDGELOOP_WAREHOUSE": f"duckdb:///{root}/wh{i}.duckdb"}) for i in range(3)]
+    replicas = [Server({**shared, **per_replica(i)}) for i in range(3)]
     starters = [threading.Thread(target=r.start) for r in replicas]
     for thread in starters:
         thread.start()
@@ -97,6 +96,20 @@ def cluster(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> I
         balancer.stop()
         for replica in replicas:
             replica.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster for the module (three replicas take a while to start): each test uses its own model.
+
+    The last test kills a replica.
+    """
+    root = tmp_path_factory.mktemp("replicas")
+    # Telemetry straight into DuckDB, one file each (test_replica_telemetry.py runs the shared inbox).
+    with running_cluster(
+        postgres_server, root, lambda i: {"EDGELOOP_WAREHOUSE": f"duckdb:///{root}/wh{i}.duckdb"}
+    ) as c:
+        yield c
 
 
 async def _publish_spread(urls: list[str], token: str, folders: list[Path], model: str) -> list[httpx.Response]:

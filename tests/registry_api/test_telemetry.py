@@ -15,30 +15,12 @@ from typing import Any
 
 import pytest
 from regkit import Harness, make_package
+from regkit import telemetry_batch as _batch
 
 from edge.events import TelemetryBatch, TelemetryEvent, TelemetryReceipt
 from edgeloop import tables, warehouse
 from registry_api import telemetry
 from registry_api.telemetry import WarehouseWriter
-
-
-def _batch(n: int) -> TelemetryBatch:
-    return TelemetryBatch(
-        events=[
-            TelemetryEvent(
-                device_id=f"d{i % 7}",
-                kind="inference",
-                model="shelf-products",
-                version=1,
-                variant="tflite_int8",
-                latency_ms=3.5,
-                top1_label="lavender-soap",
-                top1_score=0.9,
-                detail={"i": i},
-            )
-            for i in range(n)
-        ]
-    )
 
 
 def _rows(h: Harness) -> list[dict[str, object]]:

@@ -8,8 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from edge.events import TelemetryBatch, TelemetryReceipt
+from registry_api import inbox
 from registry_api.api.body import gunzip_capped, read_capped
 from registry_api.api.deps import SECURITY, authorize, bearer_token
 from registry_api.api.problems import describe_errors
@@ -57,7 +59,9 @@ _BODY: dict[str, Any] = {
         "events; both give 413. Idempotent by event_id: resending a batch adds nothing and reports the "
         "events as duplicates. Attachments (images) are not accepted. event_time must lie within "
         "telemetry_max_age_s (default 90 days) before receipt and telemetry_max_skew_s (default 10 min) after. The receipt is sent after the "
-        "events are committed to the warehouse `telemetry_events` table."
+        "events are committed to the warehouse `telemetry_events` table, or with telemetry_sink=inbox (several "
+        "replicas) to the registry database's inbox, which one loader moves into the warehouse exactly once; "
+        "`duplicates` then counts the resent events the inbox still holds."
     ),
     openapi_extra={"requestBody": _BODY, "security": SECURITY},
     responses=errors(*AUTH, 400, 413, 422),
@@ -96,4 +100,6 @@ async def ingest(request: Request) -> TelemetryReceipt:
                 f"events[{n}].event_time {event.event_time.isoformat()} is outside {earliest:%Y-%m-%dT%H:%MZ} .. "
                 f"{latest:%Y-%m-%dT%H:%MZ} (telemetry_max_age_s, telemetry_max_skew_s); fix the device clock"
             )
+    if settings.telemetry_sink == "inbox":  # replicas: the shared database, one loader into the warehouse
+        return await run_in_threadpool(inbox.append, registry.sessions, events)
     return await asyncio.wrap_future(registry.writer.submit_events(events))
