@@ -1,21 +1,24 @@
-"""Training input pipeline and time-to-quality on the synthetic catalogue.
+"""Training speed and time-to-quality: today's recipe and the one it replaced, side by side in one run.
 
-    .venv/bin/python bench/train.py [--products 20] [--photos 60] [--photo-size 128] [--steps 40]
+    .venv/bin/python bench/train.py [--products 20] [--photos 60] [--photo-size 256] [--steps 40]
 
-Generates (once, cached under <workspace>/bench/train/) the synthetic catalogue and
-ingests it with the real Beam job, then measures in this process:
+Generates (once, cached under <workspace>/bench/train/) the synthetic catalogue the demo
+trains on and ingests it with the real Beam job. Then, for each recipe (`old` =
+`pipelines.train.settings.LEGACY_RECIPE`, `new` = the defaults), in its own child process
+(Keras' dtype policy and TF's thread pools are process-wide):
 
-(a) input-bound test: training steps/s of `model.fit` fed by the real tf.data pipeline
-    (`pipelines.train.data.training_dataset`: parallel interleave, decode, resize, cache,
-    shuffle, batched augmentation, prefetch) vs `fit` fed the same pipeline's batches
-    replayed from an in-memory cache (the baseline: no input work at all). Same compiled
-    model, same batch size; each side's first epoch (tracing, cache fill) is untimed.
-    Target ratio >= 0.9.
-(b) time to quality: `train()` with the DEFAULT settings (no downloaded weights: the first
-    model trains from scratch), stopping once eval macro F1 >= --target. Reports the wall
-    time and epoch at which the bar was reached, the process CPU time, and the load
-    average, because the machine is shared.
+(a) compute ceiling: train-step images/s of `model.fit` on one batch held in memory as
+    tensors (no input work at all), the recipe's batch size, precision and compilation;
+(b) real pipeline: images/s of the same compiled model fed by the real tf.data pipeline
+    (`pipelines.train.data.training_dataset`: interleave, decode, resize, cache, shuffle,
+    batched augmentation, prefetch), and its ratio to (a). First epochs (tracing, cache
+    fill) are untimed on both sides;
+(c) time to quality: `train()` with the recipe, stopping once eval macro F1 >= --target:
+    the wall time and epoch at which the bar was reached, and the whole run's.
 
+Goals (issue 19): time to F1 >= target at least 2.5x shorter with the new recipe than the
+old one in the same run; real pipeline >= 0.9 of the ceiling. The machine is shared: the
+load average is printed, and only ratios within one run are meaningful.
 Prints a table and writes bench/results/train.json.
 """
 
@@ -27,6 +30,7 @@ import math
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -60,21 +64,31 @@ def dataset(work: Path, products: int, photos: int, photo_size: int) -> str:
     return result.uri
 
 
-def input_bound(dataset_uri: str, steps: int, threads: int) -> dict[str, Any]:
-    """Steps/s of fit on the real tf.data pipeline vs on the same batches held in memory."""
+def recipe(name: str, threads: int) -> Any:
+    from pipelines.train.settings import LEGACY_RECIPE, TrainSettings
+
+    overrides = LEGACY_RECIPE if name == "old" else {}
+    return TrainSettings(threads=threads, **overrides)  # type: ignore[arg-type]
+
+
+def throughput(dataset_uri: str, steps: int, settings: Any) -> dict[str, Any]:
+    """Images/s of fit on one in-memory batch (the ceiling) and on the real tf.data pipeline."""
     import keras
+    import numpy as np
     import tensorflow as tf
 
-    from pipelines.train import data
+    from pipelines.train import compute, data
     from pipelines.train import model as m
-    from pipelines.train.settings import TrainSettings
     from pipelines.train.source import open_dataset
 
-    s = TrainSettings(threads=threads)
+    s = settings
     data.configure_tf(threads=s.threads, seed=s.seed, deterministic=s.deterministic)
+    used = compute.resolve(s)
     view = open_dataset(dataset_uri)
     n_train = sum(view.class_counts("train"))
     n = len(view.labels)
+    per_epoch = math.ceil(n_train / s.batch_size)
+    epochs = 1 + max(1, math.ceil(steps / per_epoch))
     with data.local_shards(list(view.shards["train"])) as paths:
         ds = data.training_dataset(
             paths,
@@ -86,62 +100,48 @@ def input_bound(dataset_uri: str, steps: int, threads: int) -> dict[str, Any]:
             cache=True,
             examples=n_train,
         )
-        model = m.build_model(n, alpha=s.alpha, size=s.size, dropout=s.dropout, weights=None, pretrained=False)
+        with m.precision(used.precision):
+            model = m.build_model(n, alpha=s.alpha, size=s.size, dropout=s.dropout, weights=None, pretrained=False)
         model.compile(
             optimizer=keras.optimizers.Adam(1e-3),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
-            jit_compile=False,
+            jit_compile=used.jit_compile,
         )
-        per_epoch = math.ceil(n_train / s.batch_size)
+        model.optimizer.build(model.trainable_variables)
 
-        class Timer(keras.callbacks.Callback):  # type: ignore[misc]
-            def __init__(self) -> None:
-                super().__init__()
-                self.epochs: list[float] = []
-                self.t = 0.0
+        def timed(source: Any) -> tuple[float, float]:
+            stamps: list[float] = []
+            mark = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: stamps.append(time.perf_counter()))
+            start = time.perf_counter()
+            model.fit(source, epochs=epochs, verbose=0, callbacks=[mark], shuffle=False)
+            steady = stamps[-1] - stamps[0]  # every epoch after the first
+            return stamps[0] - start, per_epoch * s.batch_size * (epochs - 1) / steady
 
-            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-                self.t = time.perf_counter()
-
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                self.epochs.append(time.perf_counter() - self.t)
-
-        epochs = 1 + max(1, math.ceil(steps / per_epoch))
-        timer = Timer()
-        t0 = time.perf_counter()
-        model.fit(ds, epochs=epochs, verbose=0, callbacks=[timer], shuffle=False)
-        real_first = timer.epochs[0]
-        real_sps = per_epoch * (epochs - 1) / sum(timer.epochs[1:])
-        # The same pipeline's batches replayed from memory: after the first (cache-filling,
-        # untimed) epoch, fit gets ready-made batches and does no input work at all.
-        mem = ds.cache().prefetch(tf.data.AUTOTUNE)
-        timer_mem = Timer()
-        model.fit(mem, epochs=epochs, verbose=0, callbacks=[timer_mem], shuffle=False)
-        mem_sps = per_epoch * (epochs - 1) / sum(timer_mem.epochs[1:])
-        # Input pipeline alone (no model): how many batches/s it can produce once cached.
-        t = time.perf_counter()
-        batches = sum(1 for _ in ds)
-        pipeline_bps = batches / (time.perf_counter() - t)
+        # The ceiling: one batch already in memory as tensors, replayed; no input work at all.
+        rng = np.random.default_rng(0)
+        x = tf.constant(rng.uniform(0, 255, (s.batch_size, s.size, s.size, 3)).astype("float32"))
+        y = tf.one_hot(np.arange(s.batch_size) % n, n)
+        first_ceiling, ceiling = timed(tf.data.Dataset.from_tensors((x, y)).repeat(per_epoch))
+        first_real, real = timed(ds)
     return {
+        "compute": used.model_dump(mode="json"),
         "train_examples": n_train,
         "batch_size": s.batch_size,
         "steps_per_epoch": per_epoch,
         "epochs_timed": epochs - 1,
-        "first_epoch_s": real_first,
-        "real_pipeline_steps_per_s": real_sps,
-        "in_memory_steps_per_s": mem_sps,
-        "ratio": real_sps / mem_sps,
-        "pipeline_only_batches_per_s": pipeline_bps,
-        "wall_s": time.perf_counter() - t0,
+        "first_epoch_ceiling_s": first_ceiling,  # mostly tracing the train step
+        "first_epoch_real_s": first_real,  # decoding into the cache (the step is traced by then)
+        "ceiling_images_per_s": ceiling,
+        "real_images_per_s": real,
+        "ratio": real / ceiling,
     }
 
 
-def time_to_quality(dataset_uri: str, target: float, runs_root: str, warehouse: str) -> dict[str, Any]:
+def time_to_quality(dataset_uri: str, target: float, runs_root: str, warehouse: str, base: Any) -> dict[str, Any]:
     from pipelines.train.core import train
     from pipelines.train.options import TrainOptions
-    from pipelines.train.settings import TrainSettings
 
-    settings = TrainSettings(target_macro_f1=target)  # defaults otherwise: what `edgeloop train` uses
+    settings = base.model_copy(update={"target_macro_f1": target})
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     reached: dict[str, Any] = {}
 
@@ -169,68 +169,128 @@ def time_to_quality(dataset_uri: str, target: float, runs_root: str, warehouse: 
         "total_wall_s": time.perf_counter() - t0,
         "total_cpu_s": cpu_seconds() - cpu0,
         "first_epoch_s": result.history[0].duration_s,
+        "evals": sum(h.val_macro_f1 is not None for h in result.history),
         "run_dir": result.run_dir,
     }
+
+
+def child(args: argparse.Namespace, work: Path) -> int:
+    """One recipe's measurements, as JSON on the last line of stdout."""
+    settings = recipe(args.child, args.threads)
+    out: dict[str, Any] = {"recipe": args.child, "settings": settings.model_dump(mode="json")}
+    if "input" not in args.skip:
+        out["throughput"] = throughput(args.dataset, args.steps, settings)
+    if "quality" not in args.skip:
+        out["time_to_quality"] = time_to_quality(
+            args.dataset,
+            args.target,
+            str(work / "runs"),
+            f"duckdb:///{work / f'warehouse-{args.child}.duckdb'}",
+            settings,
+        )
+    sys.stdout.write(json.dumps(out, default=str) + "\n")
+    return 0
+
+
+def run_child(name: str, args: argparse.Namespace, uri: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", name, "--dataset", uri, "--threads", str(args.threads)]
+    cmd += ["--steps", str(args.steps), "--target", str(args.target)]
+    for skip in args.skip:
+        cmd += ["--skip", skip]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def table(results: dict[str, Any], target: float) -> list[tuple[str, str, str, str, str]]:
+    """(measure, old, new, goal, met) rows."""
+    old, new = results["old"], results["new"]
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def fmt(value: float | None, spec: str = ".0f") -> str:
+        return "-" if value is None else format(value, spec)
+
+    if "throughput" in old and "throughput" in new:
+        a, b = old["throughput"], new["throughput"]
+        rows += [
+            ("batch size / precision / XLA", f"{a['batch_size']} / {a['compute']['precision']} / "
+             f"{a['compute']['jit_compile']}", f"{b['batch_size']} / {b['compute']['precision']} / "
+             f"{b['compute']['jit_compile']}", "", ""),
+            ("compute ceiling, images/s (one batch in memory)", fmt(a["ceiling_images_per_s"]),
+             fmt(b["ceiling_images_per_s"]), "", ""),
+            ("real pipeline, images/s", fmt(a["real_images_per_s"]), fmt(b["real_images_per_s"]), "", ""),
+            ("real / ceiling", fmt(a["ratio"], ".2f"), fmt(b["ratio"], ".2f"), ">= 0.9 (new)",
+             "yes" if b["ratio"] >= 0.9 else "NO"),
+            ("first epoch in memory (tracing), s", fmt(a["first_epoch_ceiling_s"]), fmt(b["first_epoch_ceiling_s"]),
+             "", ""),
+            ("first epoch on the pipeline (cache fill), s", fmt(a["first_epoch_real_s"]), fmt(b["first_epoch_real_s"]),
+             "", ""),
+        ]  # fmt: skip
+    if "time_to_quality" in old and "time_to_quality" in new:
+        a, b = old["time_to_quality"], new["time_to_quality"]
+        ha, hb = a["reached"], b["reached"]
+
+        def reached(hit: dict[str, Any] | None, key: str, spec: str = ".0f") -> str:
+            return "not reached" if not hit else format(hit[key], spec)
+
+        # A recipe that never reaches the bar is charged its whole run: the ratio is then a lower bound.
+        ta = ha["wall_s"] if ha else a["total_wall_s"]
+        tb = hb["wall_s"] if hb else None
+        speedup = None if tb is None else ta / tb
+        shown = fmt(speedup, ".2f") + ("" if speedup is None or ha else " (old never reached it: >=)")
+        rows += [
+            (f"epoch reaching macro F1 >= {target}", reached(ha, "epoch", "d"), reached(hb, "epoch", "d"), "", ""),
+            (f"wall s to macro F1 >= {target}", reached(ha, "wall_s"), reached(hb, "wall_s"), "", ""),
+            ("  speed-up old / new", "", shown, ">= 2.5", "-" if speedup is None else
+             ("yes" if speedup >= 2.5 else "NO")),
+            ("epochs run / evals", f"{a['epochs_run']} / {a['evals']}", f"{b['epochs_run']} / {b['evals']}", "", ""),
+            ("final eval macro F1", fmt(a["final_macro_f1"], ".4f"), fmt(b["final_macro_f1"], ".4f"),
+             ">= old's", "yes" if b["final_macro_f1"] >= a["final_macro_f1"] else "NO"),
+            ("whole run wall / CPU s (incl. export)", f"{a['total_wall_s']:.0f} / {a['total_cpu_s']:.0f}",
+             f"{b['total_wall_s']:.0f} / {b['total_cpu_s']:.0f}", "", ""),
+        ]  # fmt: skip
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--products", type=int, default=20)
     parser.add_argument("--photos", type=int, default=60)
-    parser.add_argument("--photo-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=60, help="Timed steps per input-bound measurement.")
+    parser.add_argument("--photo-size", type=int, default=256, help="Photo side; the demo's synth default.")
+    parser.add_argument("--steps", type=int, default=60, help="Timed steps per throughput measurement.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--skip", choices=["input", "quality"], action="append", default=[])
     parser.add_argument("--results", type=Path, default=RESULTS, help="Where to write the JSON.")
+    parser.add_argument("--child", choices=["old", "new"], help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     from edgeloop.settings import get_settings
 
     work = get_settings().path("bench", "train").resolve()
     work.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        return child(args, work)
     load_before = os.getloadavg()
     t = time.perf_counter()
     uri = dataset(work, args.products, args.photos, args.photo_size)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load_before},
-        "args": vars(args),
+        "args": {k: str(v) for k, v in vars(args).items()},
         "dataset": uri,
         "dataset_prepare_s": time.perf_counter() - t,
     }
-    if "input" not in args.skip:
-        results["input_bound"] = input_bound(uri, args.steps, args.threads)
-    if "quality" not in args.skip:
-        results["time_to_quality"] = time_to_quality(
-            uri, args.target, str(work / "runs"), f"duckdb:///{work / 'warehouse.duckdb'}"
-        )
+    for name in ("old", "new"):
+        results[name] = run_child(name, args, uri)
     results["machine"]["load_after"] = os.getloadavg()
-
-    rows: list[tuple[str, str]] = []
-    if ib := results.get("input_bound"):
-        rows += [
-            ("steps/s, real tf.data pipeline", f"{ib['real_pipeline_steps_per_s']:.3f}"),
-            ("steps/s, same batches in memory (baseline)", f"{ib['in_memory_steps_per_s']:.3f}"),
-            ("ratio real / in-memory (target >= 0.9)", f"{ib['ratio']:.3f}"),
-            ("pipeline alone, batches/s (no model)", f"{ib['pipeline_only_batches_per_s']:.1f}"),
-            ("first epoch incl. tracing + cache fill, s", f"{ib['first_epoch_s']:.1f}"),
-        ]
-    if tq := results.get("time_to_quality"):
-        hit = tq["reached"]
-        rows += [
-            (f"macro F1 >= {tq['target_macro_f1']} reached at epoch", str(hit["epoch"]) if hit else "not reached"),
-            ("  wall time to reach it, s", f"{hit['wall_s']:.0f}" if hit else "-"),
-            ("  process CPU time to reach it, s", f"{hit['cpu_s']:.0f}" if hit else "-"),
-            ("final eval macro F1 / accuracy", f"{tq['final_macro_f1']:.3f} / {tq['final_accuracy']:.3f}"),
-            ("whole run wall / CPU s (incl. export)", f"{tq['total_wall_s']:.0f} / {tq['total_cpu_s']:.0f}"),
-        ]
-    rows.append(
-        ("load average before -> after (2 cores)", f"{load_before[0]:.1f} -> {results['machine']['load_after'][0]:.1f}")
-    )
-    width = max(len(r[0]) for r in rows)
-    print(f"\nbench/train.py  ({args.products} products x {args.photos} photos @ {args.photo_size} px)")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
+    rows = table(results, args.target)
+    rows.append(("load average before -> after (2 cores)", f"{load_before[0]:.1f}",
+                 f"{results['machine']['load_after'][0]:.1f}", "", ""))  # fmt: skip
+    print(f"\nbench/train.py  ({args.products} products x {args.photos} photos @ {args.photo_size} px)\n")
+    print("| measure | old recipe | new recipe | goal | met |\n|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nwrote {args.results}")

@@ -49,7 +49,7 @@ from conversion.card import (
 from conversion.data import ConversionData
 from conversion.errors import ConversionError, RunGateFailed
 from conversion.report import app_usage, markdown_table
-from conversion.settings import MAX_OPSET, MIN_OPSET, ConvertSettings, get_convert_settings
+from conversion.settings import MAX_OPSET, MIN_OPSET, ConvertSettings, get_convert_settings, onnx_reduce_range
 from edge import metadata as md
 from edge.manifest import InputSpec
 from edge.variants import VARIANTS, VariantSpec
@@ -113,6 +113,8 @@ class _Resolved:
     warmup: int
     eval_limit: int | None
     thresholds: gate.Thresholds
+    onnx_reduce_range: bool
+    tflite_dynamic_hybrid: bool
 
 
 def parse_variants(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -141,6 +143,8 @@ def _resolve(options: ConvertOptions, settings: ConvertSettings) -> _Resolved:
         runs=int(pick(options.runs, settings.runs)),
         warmup=int(pick(options.warmup, settings.warmup)),
         eval_limit=pick(options.eval_limit, settings.eval_limit),
+        onnx_reduce_range=onnx_reduce_range(settings.onnx_reduce_range),
+        tflite_dynamic_hybrid=settings.tflite_dynamic_hybrid,
         thresholds=options.thresholds
         or gate.Thresholds(
             max_f1_drop=settings.max_f1_drop,
@@ -236,6 +240,8 @@ def convert(
             workdir=Path(work),
             opset=opts.opset,
             allow_select_tf_ops=options.allow_select_tf_ops,
+            onnx_reduce_range=opts.onnx_reduce_range,
+            dynamic_hybrid=opts.tflite_dynamic_hybrid,
         )
         entries = []
         for name in opts.variants:
@@ -265,6 +271,8 @@ def convert(
                 "warmup": opts.warmup,
                 "eval_limit": opts.eval_limit,
                 "allow_select_tf_ops": options.allow_select_tf_ops,
+                "onnx_int8": {"format": "QDQ", "per_channel": True, "reduce_range": opts.onnx_reduce_range},
+                "tflite_dynamic_hybrid": opts.tflite_dynamic_hybrid,
                 "thresholds": dataclasses.asdict(opts.thresholds),
             },
             gate_ignored=bool(options.ignore_gate and card.gate is not None and not card.gate.passed),

@@ -6,6 +6,7 @@ Nothing is built at import: call `get_convert_settings()`; tests clear its cache
 from __future__ import annotations
 
 import functools
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,19 @@ class ConvertSettings(BaseSettings):
     mediapipe_python: str = Field(
         default="", description="Python 3.11/3.12 the tool environment is built with (default: this one)."
     )
+    onnx_reduce_range: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="7-bit ONNX int8 weights. On x86 without VNNI onnxruntime's u8*s8 pair sums saturate int16 "
+        "unless weights are 7-bit; with VNNI 8 bits are exact and keep more accuracy. auto = off when the "
+        "converting CPU has VNNI (avx512_vnni/avx_vnni), on otherwise: convert on the CPU class you ship to, "
+        "or set `on` for a fleet with pre-VNNI x86.",
+    )
+    tflite_dynamic_hybrid: bool = Field(
+        default=False,
+        description="Keep LiteRT's hybrid kernels in tflite_dynamic (int8 math, activations quantized on the fly). "
+        "They run outside XNNPACK: MobileNetV2 measured 2.3-3.8x slower than fp32. Default: int8 weights "
+        "dequantized once at load, float math in XNNPACK (fp32 speed, same file size).",
+    )
     # The parity gate. Drops are fractions (0.01 = 1 point).
     max_f1_drop: float = Field(default=0.01, ge=0, description="Max macro-F1 drop vs Keras.")
     max_recall_drop: float = Field(default=0.03, ge=0, description="Max per-class recall drop vs Keras.")
@@ -60,6 +74,15 @@ class ConvertSettings(BaseSettings):
         if not MIN_OPSET <= value <= MAX_OPSET:
             raise ValueError(f"opset {value} is not supported; use {MIN_OPSET}..{MAX_OPSET} (tf2onnx 1.17)")
         return value
+
+
+def onnx_reduce_range(setting: str, cpuinfo: str | None = None) -> bool:
+    """Whether ONNX int8 weights are 7-bit: the setting, with `auto` decided by this CPU's VNNI."""
+    from edgeloop import cpu
+
+    if setting == "auto":
+        return not cpu.having(cpu.VNNI, cpuinfo)
+    return setting == "on"
 
 
 @functools.cache

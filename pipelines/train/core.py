@@ -25,7 +25,7 @@ from edge.manifest import InputSpec
 from edgeloop import storage, warehouse
 from edgeloop import tables as t
 from edgeloop.settings import get_settings
-from pipelines.train import records
+from pipelines.train import compute, records
 from pipelines.train.errors import InvalidInput, NanLoss, TrainError
 from pipelines.train.labels import LabelMapChange, check_warm_start, class_weights, compare_label_maps
 from pipelines.train.metrics import EvalReport, confusion_png, evaluate, macro_f1
@@ -200,6 +200,9 @@ def _train(
             log.info("run %s: %d new class(es): %s", run_id, len(change.added), list(change.added))
 
     data.configure_tf(threads=s.threads, seed=s.seed, deterministic=s.deterministic)
+    used = compute.resolve(s)
+    row["settings"]["compute"] = used.model_dump(mode="json")
+    log.info("run %s: precision %s, XLA %s", run_id, used.precision, "on" if used.jit_compile else "off")
     size = (s.size, s.size)
     with data.local_shards(list(view.shards["eval"])) as eval_paths:
         eval_x, eval_y = data.arrays(eval_paths, size)
@@ -218,13 +221,20 @@ def _train(
             if not storage.exists(options.weights):
                 raise InvalidInput(f"backbone weights file {options.weights!r} does not exist; check the path")
             weights = str(stack.enter_context(storage.local_copy(options.weights)))
-        model = m.build_model(
-            len(labels), alpha=s.alpha, size=s.size, dropout=s.dropout, weights=weights, pretrained=not live_bn
-        )
+
+        def build(policy: str, weights: str | None) -> Any:
+            # The policy is global in Keras: set while building this model only, restored after.
+            with m.precision(policy):
+                built = m.build_model(
+                    len(labels), alpha=s.alpha, size=s.size, dropout=s.dropout, weights=weights, pretrained=not live_bn
+                )
+            if live_bn:
+                m.fast_batchnorm(built)
+            return built
+
+        model = build(used.precision, weights)
     if parent_uri is not None and change is not None:
         m.warm_start(model, m.load_model(parent_uri), dict(change.carried))
-    if live_bn:
-        m.fast_batchnorm(model)
 
     shards = list(view.shards["train"])
     n_train = sum(train_counts) or None
@@ -269,9 +279,7 @@ def _train(
                 optimizer=keras.optimizers.Adam(schedule),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
                 metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                # XLA compilation costs tens of seconds on CPU before the first step and
-                # buys little for a small MobileNet; plain graph mode starts at once.
-                jit_compile=False,
+                jit_compile=used.jit_compile,
             )
             # Slots made now, not inside the first traced step: creating variables there makes
             # tf.function trace the whole train step twice (~30 s per phase on 2 cores).
@@ -290,6 +298,11 @@ def _train(
                 )
             log.info("run %s: %s phase done, best eval macro F1 %.4f", run_id, phase, monitor.best_f1)
 
+    if used.precision != "float32":
+        # The saved model must compute in float32 (conversion and devices expect it): same weights,
+        # float32 layers. Mixed precision keeps its variables in float32, so nothing is rounded.
+        trained, model = model, build("float32", None)
+        model.set_weights(trained.get_weights())
     probs = m.predict(model, eval_x)
     report = evaluate(probs, eval_y, labels)
     finished = _now()
@@ -316,7 +329,12 @@ def _train(
             parent_model=options.warm_start,
             backbone_source=row["backbone_source"],
         ),
-        training={"backbone": backbone_name(s), "settings": s.model_dump(mode="json"), "notes": notes},
+        training={
+            "backbone": backbone_name(s),
+            "settings": s.model_dump(mode="json"),
+            "compute": used.model_dump(mode="json"),
+            "notes": notes,
+        },
     )
     with _local_dir(run_dir) as out:
         model.save(out / MODEL_FILE)
@@ -384,7 +402,8 @@ def _monitor(
             self.best: float | None = None
             self.best_f1 = 0.0
             self.best_weights: list[Any] | None = None
-            self.wait = 0
+            self.best_epoch = 0
+            self.last_eval: int | None = None  # epoch of the latest eval
             self.started = 0.0
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -415,7 +434,7 @@ def _monitor(
             if self.nan:
                 self.nan_epoch = epoch + 1
                 self.model.stop_training = True
-            else:
+            elif self._eval_due(epoch + 1):
                 probs = predict(self.model, eval_x)
                 picked = np.clip(probs[np.arange(len(eval_y)), eval_y], 1e-7, 1.0)
                 record.val_loss = _finite(-np.log(picked).mean())
@@ -433,16 +452,22 @@ def _monitor(
             if options.progress is not None:
                 options.progress(record, epochs)
 
+        def _eval_due(self, epoch: int) -> bool:
+            # Every epoch while the curve climbs (the first half of the schedule); then every eval_every
+            # epochs, each eval being a full pass over the eval split. The last epoch always.
+            if epoch >= epochs or epoch <= epochs // 2 or self.last_eval is None:
+                return True
+            return epoch - self.last_eval >= s.eval_every
+
         def _early_stop(self, record: EpochRecord) -> None:
             f1 = record.val_macro_f1 or 0.0
+            self.last_eval = record.epoch
             score = f1 if s.early_stopping_metric == "val_macro_f1" else -(record.val_loss or math.inf)
             if self.best is None or score > self.best + 1e-6:
-                self.best, self.best_f1, self.wait = score, f1, 0
+                self.best, self.best_f1, self.best_epoch = score, f1, record.epoch
                 self.best_weights = self.model.get_weights()
-            else:
-                self.wait += 1
-                if self.wait >= s.patience:
-                    self.model.stop_training = True
+            elif record.epoch - self.best_epoch >= s.patience:
+                self.model.stop_training = True
             if s.target_macro_f1 is not None and f1 >= s.target_macro_f1:
                 self.model.stop_training = True
 

@@ -13,6 +13,8 @@ freezes a BatchNorm layer is `trainable = False`, which also runs it in inferenc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from pipelines.train.errors import InvalidInput
@@ -57,6 +59,19 @@ def build_model(
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name=HEAD)(x)
     return keras.Model(inputs, outputs, name="edgeloop_classifier")
+
+
+@contextlib.contextmanager
+def precision(policy: str) -> Iterator[None]:
+    """Keras' global dtype policy set to `policy` inside the block, restored after it."""
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
 
 
 def set_trainable(model: Any, *, backbone_layers: int | None, freeze_batchnorm: bool = True) -> None:

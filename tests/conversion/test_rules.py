@@ -294,3 +294,15 @@ def test_importing_conversion_and_its_cli_does_not_import_tensorflow() -> None:
     code = "import sys, conversion, conversion.cli, conversion.exporters; assert 'tensorflow' not in sys.modules"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-1000:]
+
+
+def test_onnx_reduce_range_auto_follows_vnni() -> None:
+    from conversion.settings import onnx_reduce_range
+
+    vnni = "flags\t\t: fpu avx2 avx512_vnni\n"
+    plain = "flags\t\t: fpu avx2\n"
+    # 7-bit weights only where onnxruntime's u8*s8 path would saturate (x86 without VNNI).
+    assert onnx_reduce_range("auto", vnni) is False
+    assert onnx_reduce_range("auto", plain) is True
+    assert onnx_reduce_range("on", vnni) is True and onnx_reduce_range("off", plain) is False
+    assert ConvertSettings(onnx_reduce_range="auto").tflite_dynamic_hybrid is False

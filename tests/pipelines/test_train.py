@@ -56,7 +56,11 @@ def test_base_run_writes_every_artifact_and_row(train_env: TrainEnv, runs: Runs)
         assert json.loads(row["settings"])["alpha"] == 0.35
         epochs = wh.query("SELECT * FROM epoch_metrics WHERE run_id = ? ORDER BY epoch", [base.run_id])
         assert len(epochs) == len(history) and epochs[0]["phase"] == "train"
-        assert all(e["val_macro_f1"] is not None for e in epochs)
+        # Eval every epoch in the first half of the schedule, then every eval_every (2) epochs, and the last.
+        assert [e["epoch"] for e in epochs if e["val_macro_f1"] is not None] == [1, 2, 3, 4, 6, 8]
+        # What the run computed with is recorded beside the settings, and on the card.
+        assert json.loads(row["settings"])["compute"]["precision"] == "float32"
+        assert card.training["compute"] == json.loads(row["settings"])["compute"]
         classes = wh.query("SELECT * FROM class_metrics WHERE run_id = ? ORDER BY label_index", [base.run_id])
         assert [c["label"] for c in classes] == base.labels
     # A from-scratch MobileNetV2 needs far more steps than this test affords to be good

@@ -168,3 +168,31 @@ def test_a_class_without_eval_examples_is_invalid_input() -> None:
     starved = DatasetView(view.uri, view.version, view.labels, view.shards, {"train": {"rose-soap": 5, "mint-balm": 5}})
     with pytest.raises(InvalidInput, match=r"no train examples for class\(es\) \['oat-scrub'\]"):
         _check_counts(starved, np.array([0, 1, 2]))
+
+
+BF16_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+PLAIN_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
+
+
+def test_auto_precision_is_bfloat16_only_on_a_cpu_with_native_bf16() -> None:
+    from pipelines.train.compute import resolve
+
+    auto = TrainSettings(precision="auto")
+    on_bf16 = resolve(auto, BF16_CPU)
+    assert (on_bf16.precision, on_bf16.native_bf16, on_bf16.cpu_flags) == (
+        "mixed_bfloat16",
+        True,
+        ["avx512_bf16", "amx_bf16"],
+    )
+    assert resolve(auto, PLAIN_CPU).precision == "float32"
+    # An explicit choice wins over the CPU, and the default stays float32 (bf16 measured slower, issue 19).
+    assert resolve(TrainSettings(precision="float32"), BF16_CPU).precision == "float32"
+    assert resolve(TrainSettings(), BF16_CPU).precision == "float32"
+
+
+def test_xla_is_recorded_off_under_op_determinism() -> None:
+    from pipelines.train.compute import resolve
+
+    # Keras quietly drops jit_compile when op determinism is on; the record says what really ran.
+    assert resolve(TrainSettings(jit_compile=True, deterministic=True), PLAIN_CPU).jit_compile is False
+    assert resolve(TrainSettings(jit_compile=True, deterministic=False), PLAIN_CPU).jit_compile is True
