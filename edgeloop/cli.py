@@ -32,7 +32,7 @@ LOOP: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("4. Publish and serve", ("serve", "publish", "keys", "registry")),
     ("5. Release", ("models", "versions", "alias", "rollback", "audit")),
     ("6. Devices", ("bench",)),
-    ("7. Monitor", ("sql",)),
+    ("7. Monitor", ("telemetry", "sql")),
     ("The whole loop on synthetic photos", ("demo",)),
 )
 MORE = "More"

@@ -30,7 +30,7 @@ def test_help_lists_commands_in_the_order_of_the_loop() -> None:
     panels = re.findall(r"^╭─ (.+?) ─", result.stdout, re.M)
     listed = re.findall(r"^│ ([a-z]+) {2,}", result.stdout, re.M)
     loop = ["data", "ingest", "train", "gate", "convert", "serve", "publish", "keys", "registry",
-            "models", "versions", "alias", "rollback", "audit", "bench", "sql", "demo"]  # fmt: skip
+            "models", "versions", "alias", "rollback", "audit", "bench", "telemetry", "sql", "demo"]  # fmt: skip
     assert listed == loop, result.stdout
     assert panels[0] == "Options" and panels[1:4] == ["1. Photos → dataset", "2. Train and gate", "3. Convert"]
     assert "More" not in panels  # every command a stage registers has its place in the loop
