@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,13 +42,17 @@ def server(env: dict[str, str], tokens: dict[str, str]) -> Iterator[Server]:
         srv.stop()
 
 
-async def _publish_all(url: str, token: str, folders: list[Path]) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=len(folders))
+async def _all_at_once(url: str, token: str, requests: list[tuple[str, str, dict[str, Any]]]) -> list[httpx.Response]:
+    """Every (method, path, httpx arguments) request at once, each on its own connection."""
+    limits = httpx.Limits(max_connections=len(requests))
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         auth = {"Authorization": f"Bearer {token}"}
-        return await asyncio.gather(
-            *(client.post("/v1/models/shelf-products/versions", files=multipart(f), headers=auth) for f in folders)
-        )
+        return await asyncio.gather(*(client.request(m, path, headers=auth, **kw) for m, path, kw in requests))
+
+
+async def _publish_all(url: str, token: str, folders: list[Path]) -> list[httpx.Response]:
+    path = "/v1/models/shelf-products/versions"
+    return await _all_at_once(url, token, [("POST", path, {"files": multipart(f)}) for f in folders])
 
 
 def test_50_concurrent_publishes_of_one_package_give_one_version(
@@ -88,12 +93,8 @@ def test_50_concurrent_publishes_of_different_packages_give_distinct_unmixed_ver
 
 
 async def _put_aliases(url: str, token: str, names: list[str]) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=len(names))
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        auth = {"Authorization": f"Bearer {token}"}
-        return await asyncio.gather(
-            *(client.put(f"/v1/models/shelf-products/aliases/{n}", json={"version": 1}, headers=auth) for n in names)
-        )
+    path = "/v1/models/shelf-products/aliases/{}"
+    return await _all_at_once(url, token, [("PUT", path.format(n), {"json": {"version": 1}}) for n in names])
 
 
 def test_concurrent_alias_writes_each_get_their_own_sequence(
