@@ -627,6 +627,9 @@ def run_replicas(
     with _postgres(server_url) as new_database:
         for sink in sinks:
             for n in counts:
+                if sink == "warehouse" and n > 1:  # `serve` refuses a second process on the file (ServingClaim)
+                    rounds.append({"replicas": n, "sink": sink, "refused": "one serving process per DuckDB file"})
+                    continue
                 rounds.append(_replica_round(n, new_database(), duration, connections, sink))
     summary = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -651,6 +654,9 @@ def print_replica_table(summary: dict[str, Any]) -> None:
         f"{'batch p99 ms':>13} {'CPU us/event':>13} {'load s':>7} {'lost':>5} {'doubled':>8}"
     )
     for r in summary["rounds"]:
+        if "refused" in r:
+            print(f"{r['sink']:>9} {r['replicas']:>8}  refused at start: {r['refused']}")
+            continue
         p, t = r["poll 304"], r["telemetry"]
         print(
             f"{r['sink']:>9} {r['replicas']:>8} {p['rps']:10.0f} {p['rps'] / floor['rps']:8.2f} {p['p99_ms']:11.2f} "

@@ -39,6 +39,7 @@ def serve(
     from registry_api.core.config import get_registry_settings
     from registry_api.core.security import KeyRing
     from registry_api.errors import InvalidRequest
+    from registry_api.telemetry import ServingClaim
 
     # Flags travel as settings through the environment so every worker process sees them.
     for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
@@ -51,6 +52,9 @@ def serve(
             "a DuckDB warehouse accepts one writing process; use --workers 1, a bigquery:// warehouse or "
             "EDGELOOP_REGISTRY_TELEMETRY_SINK=inbox (the workers append to the database, one loader writes DuckDB)"
         )
+    if settings.telemetry_sink == "warehouse":
+        # Refused here with its message, not as a traceback from uvicorn's start-up; held until exit.
+        ServingClaim.take(settings.warehouse)
     # Refuse an out-of-date schema once, before workers start (each worker checks again).
     _engine().dispose()
     # Create (and log) the signing key once, before workers race to do it.

@@ -17,7 +17,7 @@ from registry_api.core.security import KeyRing, Role, parse_token, token_matches
 from registry_api.errors import Unauthenticated
 from registry_api.inbox import InboxLoader
 from registry_api.manifests import ManifestService
-from registry_api.telemetry import WarehouseWriter
+from registry_api.telemetry import ServingClaim, WarehouseWriter
 
 _MAX_VERIFIED = 10_000  # distinct tokens remembered between reloads; beyond that, checked each time
 
@@ -103,6 +103,7 @@ class Registry:
     limiter: RateLimiter
     keys: KeyCache
     loader: InboxLoader | None = None  # telemetry_sink=inbox with the embedded loader
+    claim: str | None = None  # the DuckDB file this process serves telemetry into (ServingClaim)
 
     @classmethod
     def build(cls, settings: RegistrySettings) -> Registry:
@@ -132,6 +133,8 @@ class Registry:
         )
 
     def start(self) -> None:
+        if self.settings.telemetry_sink == "warehouse":
+            self.claim = ServingClaim.take(self.settings.warehouse)
         if self.loader is not None:
             self.loader.start(self.settings.telemetry_load_interval_s)
 
@@ -139,4 +142,6 @@ class Registry:
         if self.loader is not None:
             self.loader.stop()
         self.writer.close()
+        ServingClaim.give_back(self.claim)
+        self.claim = None
         self.engine.dispose()

@@ -18,13 +18,15 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.events import BenchmarkReport, TelemetryEvent, TelemetryReceipt
 from edgeloop import tables as t
@@ -89,6 +91,78 @@ def benchmark_row(report: BenchmarkReport) -> dict[str, Any]:
         "peak_mem_mb": report.peak_mem_mb,
         "measured_at": report.measured_at,
     }
+
+
+class ServingClaim:
+    """One serving process per DuckDB warehouse file, for as long as it serves.
+
+    Serving processes that took turns at one file (their telemetry writers each opening it while
+    busy, closing it when idle) lost acknowledged events under load, also behind the warehouse's
+    turn lock (`bench/registry.py --replicas 3 --sinks warehouse`: 18,700 of them in one run, none
+    in the next, mechanism unknown). So a second `edgeloop serve` on a file another one serves is
+    refused at start: several replicas take telemetry through the registry database
+    (telemetry_sink=inbox), where one loader writes the warehouse. Training, ingest and
+    `edgeloop sql` still take turns with the one serving process. A POSIX record lock on
+    `<file>.serving`, holding the server's pid; it ends with the process.
+    """
+
+    _fds: ClassVar[dict[str, int]] = {}
+    _count: ClassVar[dict[str, int]] = {}
+    _guard = threading.Lock()
+
+    @classmethod
+    def _forget_after_fork(cls) -> None:
+        cls._fds, cls._count, cls._guard = {}, {}, threading.Lock()
+
+    @staticmethod
+    def path_of(url: str) -> Path | None:
+        """The DuckDB file `url` names, or None for BigQuery and in-memory warehouses."""
+        if not url.startswith("duckdb://"):
+            return None
+        path = url.removeprefix("duckdb:///") if url.startswith("duckdb:///") else url.removeprefix("duckdb://")
+        return None if path in ("", ":memory:") else Path(path)
+
+    @classmethod
+    def take(cls, url: str) -> str | None:
+        """Claim the file `url` names for this process (again, if it has it); None when nothing to claim."""
+        path = cls.path_of(url)
+        if path is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = str(path.resolve())
+        with cls._guard:
+            if key in cls._count:
+                cls._count[key] += 1
+                return key
+            fd = os.open(f"{key}.serving", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise WarehouseError(
+                    f"the warehouse {url!r} is served by another registry process (pid {holder}): several "
+                    "processes serving one DuckDB file lose telemetry under load. Run one `edgeloop serve` per "
+                    "file, or give every replica EDGELOOP_REGISTRY_TELEMETRY_SINK=inbox and one shared "
+                    "PostgreSQL EDGELOOP_REGISTRY_DATABASE_URL (one loader writes the warehouse)"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            cls._fds[key], cls._count[key] = fd, 1
+            return key
+
+    @classmethod
+    def give_back(cls, key: str | None) -> None:
+        if key is None:
+            return
+        with cls._guard:
+            cls._count[key] -= 1
+            if cls._count[key] == 0:
+                del cls._count[key]
+                os.close(cls._fds.pop(key))
+
+
+os.register_at_fork(after_in_child=ServingClaim._forget_after_fork)
 
 
 @dataclasses.dataclass

@@ -34,7 +34,11 @@ def tokens(env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture()
 def server(env: dict[str, str], tokens: dict[str, str]) -> Iterator[Server]:
-    srv = Server(env, workers=2)  # two processes on one SQLite file: contention across processes too
+    # Two processes on one SQLite file: contention across processes too. Two processes may not serve
+    # one DuckDB file (ServingClaim), so their telemetry would go through the inbox; these tests send none.
+    srv = Server(
+        {**env, "EDGELOOP_REGISTRY_TELEMETRY_SINK": "inbox", "EDGELOOP_REGISTRY_TELEMETRY_LOADER": "off"}, workers=2
+    )
     srv.start()
     try:
         yield srv
