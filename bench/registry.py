@@ -105,10 +105,18 @@ def start_registry(port: int, env: dict[str, str], log_file: Any) -> subprocess.
 
 
 async def _connection(
-    host: str, port: int, request: bytes | list[bytes], until: float, latencies: list[float], statuses: dict[int, int]
+    host: str,
+    port: int,
+    request: bytes | list[bytes],
+    until: float,
+    latencies: list[float],
+    statuses: dict[int, int],
+    receipts: dict[str, int],
 ) -> None:
+    """Send `request` (or its bodies in turn) until `until`; `receipts` counts distinct bodies answered 200."""
     reader, writer = await asyncio.open_connection(host, port)
     i = 0
+    acked: set[int] = set()
     try:
         while time.perf_counter() < until:
             payload = request if isinstance(request, bytes) else request[i % len(request)]
@@ -122,17 +130,25 @@ async def _connection(
                 await reader.readexactly(int(match.group(1)))
             latencies.append(time.perf_counter() - t0)
             statuses[status] = statuses.get(status, 0) + 1
+            if status == 200:
+                acked.add((i - 1) % len(request))
     finally:
         writer.close()
+        # A connection that runs through its slice sends the same bodies again (resends, by design):
+        # the events acknowledged are those of the distinct bodies that got a 200.
+        receipts["distinct_bodies"] = receipts.get("distinct_bodies", 0) + len(acked)
 
 
-def _worker(args: tuple[str, int | list[int], Any, float, int, Any]) -> tuple[list[float], dict[int, int], list[bytes]]:
+def _worker(
+    args: tuple[str, int | list[int], Any, float, int, Any],
+) -> tuple[list[float], dict[int, int], dict[str, int]]:
     host, port, request, duration, connections, start_at = args
     ports = port if isinstance(port, list) else [port]  # several replicas: connections spread over them
     while time.time() < start_at:  # all processes start together
         time.sleep(0.001)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    receipts: dict[str, int] = {}
     until = time.perf_counter() + duration
 
     async def main() -> None:
@@ -142,11 +158,14 @@ def _worker(args: tuple[str, int | list[int], Any, float, int, Any]) -> tuple[li
         else:
             slices = [request] * connections
         await asyncio.gather(
-            *(_connection(host, ports[i % len(ports)], s, until, latencies, statuses) for i, s in enumerate(slices))
+            *(
+                _connection(host, ports[i % len(ports)], s, until, latencies, statuses, receipts)
+                for i, s in enumerate(slices)
+            )
         )
 
     asyncio.run(main())
-    return latencies, statuses, []
+    return latencies, statuses, receipts
 
 
 def python_load(
@@ -166,10 +185,16 @@ def python_load(
         results = pool.map(_worker, jobs)
     latencies = sorted(x for r in results for x in r[0])
     statuses: dict[int, int] = {}
+    receipts: dict[str, int] = {}
     for r in results:
         for k, v in r[1].items():
             statuses[k] = statuses.get(k, 0) + v
-    return _summary(len(latencies), duration, latencies, statuses, f"python ({processes} procs x {per_process} conns)")
+        for name, count in r[2].items():
+            receipts[name] = receipts.get(name, 0) + count
+    summary = _summary(
+        len(latencies), duration, latencies, statuses, f"python ({processes} procs x {per_process} conns)"
+    )
+    return summary | {"receipts": receipts}
 
 
 def _summary(
@@ -451,7 +476,8 @@ def run(
         tele = python_load(reg_port, requests, duration, min(connections, 16), processes=2)
         server_cpu = process_cpu_s(registry.pid) - cpu0
         tele["events_per_s"] = tele["rps"] * per_batch
-        tele["events_sent_ok"] = tele["statuses"].get(200, 0) * per_batch
+        tele["events_sent_ok"] = tele["receipts"]["distinct_bodies"] * per_batch  # distinct events acknowledged
+        tele["events_resent"] = tele["statuses"].get(200, 0) * per_batch - tele["events_sent_ok"]
         # Includes the load generator's start-up second, when the server idles: a slight overestimate.
         tele["server_cpu_us_per_event"] = server_cpu / max(1, tele["events_sent_ok"]) * 1e6
         results["telemetry (100 events/batch)"] = tele
@@ -582,7 +608,8 @@ def _replica_round(
         tele = python_load(ports, requests, duration, min(connections, 16), processes=2)
         server_cpu = sum(process_cpu_s(p.pid) for p in procs) - cpu0
         tele["events_per_s"] = tele["rps"] * per_batch
-        tele["events_sent_ok"] = tele["statuses"].get(200, 0) * per_batch
+        tele["events_sent_ok"] = tele["receipts"]["distinct_bodies"] * per_batch  # distinct events acknowledged
+        tele["events_resent"] = tele["statuses"].get(200, 0) * per_batch - tele["events_sent_ok"]
         tele["server_cpu_us_per_event"] = server_cpu / max(1, tele["events_sent_ok"]) * 1e6
         engine_url = database
         from registry_api import db, inbox
@@ -651,7 +678,7 @@ def print_replica_table(summary: dict[str, Any]) -> None:
     print(f"\nfloor (bare Starlette, 1 process): {floor['rps']:.0f} req/s, p99 {floor['p99_ms']:.2f} ms")
     print(
         f"{'sink':>9} {'replicas':>8} {'304 req/s':>10} {'÷ floor':>8} {'304 p99 ms':>11} {'events/s':>10} "
-        f"{'batch p99 ms':>13} {'CPU us/event':>13} {'load s':>7} {'lost':>5} {'doubled':>8}"
+        f"{'batch p99 ms':>13} {'CPU us/event':>13} {'load s':>7} {'resent':>7} {'lost':>5} {'doubled':>8}"
     )
     for r in summary["rounds"]:
         if "refused" in r:
@@ -661,7 +688,7 @@ def print_replica_table(summary: dict[str, Any]) -> None:
         print(
             f"{r['sink']:>9} {r['replicas']:>8} {p['rps']:10.0f} {p['rps'] / floor['rps']:8.2f} {p['p99_ms']:11.2f} "
             f"{t['events_per_s']:10.0f} {t['p99_ms']:13.2f} {t['server_cpu_us_per_event']:13.1f} "
-            f"{t['loader_caught_up_s']:7.1f} {t['lost']:5d} {t['doubled']:8d}"
+            f"{t['loader_caught_up_s']:7.1f} {t['events_resent']:7d} {t['lost']:5d} {t['doubled']:8d}"
         )
     print(f"\nload average at end: {summary['load_average_at_end']}")
 
@@ -674,7 +701,8 @@ def print_table(summary: dict[str, Any]) -> None:
         )
     tele = summary["results"]["telemetry (100 events/batch)"]
     print(
-        f"\ntelemetry: {tele['events_per_s']:.0f} events/s; sent OK {tele['events_sent_ok']}, "
+        f"\ntelemetry: {tele['events_per_s']:.0f} events/s; acknowledged {tele['events_sent_ok']} distinct "
+        f"(+{tele['events_resent']} resent), "
         f"rows {tele['rows_in_warehouse']} (distinct {tele['distinct_rows']}), lost {tele['lost']}; "
         f"server CPU {tele['server_cpu_us_per_event']:.1f} us/event"
     )

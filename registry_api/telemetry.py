@@ -96,14 +96,14 @@ def benchmark_row(report: BenchmarkReport) -> dict[str, Any]:
 class ServingClaim:
     """One serving process per DuckDB warehouse file, for as long as it serves.
 
-    Serving processes that took turns at one file (their telemetry writers each opening it while
-    busy, closing it when idle) lost acknowledged events under load, also behind the warehouse's
-    turn lock (`bench/registry.py --replicas 3 --sinks warehouse`: 18,700 of them in one run, none
-    in the next, mechanism unknown). So a second `edgeloop serve` on a file another one serves is
-    refused at start: several replicas take telemetry through the registry database
-    (telemetry_sink=inbox), where one loader writes the warehouse. Training, ingest and
-    `edgeloop sql` still take turns with the one serving process. A POSIX record lock on
-    `<file>.serving`, holding the server's pid; it ends with the process.
+    A DuckDB file has one writer at a time. Serving processes sharing one take turns at it, each
+    holding the file while its telemetry is busy: at three, batches waited 5.9-10.2 s at p99 for their
+    turn (`bench/registry.py --replicas 3 --sinks warehouse` before this refusal; 0.4 s through the inbox), and past
+    the turn lock's 30 s wait a device gets a 500. So a second `edgeloop serve` on a file another one
+    serves is refused at start: several replicas take telemetry through the registry database
+    (telemetry_sink=inbox), where one loader writes the warehouse. Training, ingest and `edgeloop sql`
+    still take turns with the one serving process. A POSIX record lock on `<file>.serving`, holding
+    the server's pid; it ends with the process.
     """
 
     _fds: ClassVar[dict[str, int]] = {}
@@ -141,8 +141,8 @@ class ServingClaim:
                 holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
                 raise WarehouseError(
-                    f"the warehouse {url!r} is served by another registry process (pid {holder}): several "
-                    "processes serving one DuckDB file lose telemetry under load. Run one `edgeloop serve` per "
+                    f"the warehouse {url!r} is served by another registry process (pid {holder}): a DuckDB file "
+                    "takes one writer at a time, so telemetry would queue for its turn. Run one `edgeloop serve` per "
                     "file, or give every replica EDGELOOP_REGISTRY_TELEMETRY_SINK=inbox and one shared "
                     "PostgreSQL EDGELOOP_REGISTRY_DATABASE_URL (one loader writes the warehouse)"
                 ) from None
