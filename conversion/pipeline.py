@@ -34,18 +34,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import ValidationError
 
 from conversion import gate, inspection, tflite_metadata
-from conversion.card import (
-    CARD_NAME,
-    ConversionInfo,
-    GateCheck,
-    ModelCard,
-    VariantEntry,
-    VariantLatency,
-    read_card,
-)
 from conversion.data import ConversionData
 from conversion.errors import ConversionError, RunGateFailed
 from conversion.report import app_usage, markdown_table
@@ -54,7 +44,16 @@ from edge import metadata as md
 from edge.manifest import InputSpec
 from edge.variants import VARIANTS, VariantSpec
 from edgeloop import storage
-from edgeloop.errors import ConfigError, NotFound
+from edgeloop.card import (
+    CARD_NAME,
+    ConversionInfo,
+    GateCheck,
+    ModelCard,
+    VariantEntry,
+    VariantLatency,
+    read_card,
+)
+from edgeloop.errors import CardError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -176,17 +175,8 @@ def convert(
     run_uri = str(run)
     try:
         card = read_card(run_uri)
-    except NotFound:
-        raise ConversionError(
-            f"{run_uri!r} has no {CARD_NAME}: pass a training run folder (workspace/runs/<run_id>)"
-        ) from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConversionError(
-            f"{storage.join(run_uri, CARD_NAME)} is not a model card ({exc.error_count()} problem(s), first: "
-            f"{where}: {first['msg']}); re-run training to rewrite it"
-        ) from None
+    except CardError as exc:
+        raise ConversionError(str(exc)) from None
     verdict = card.gate.verdict if card.gate else None
     if card.gate is not None and not card.gate.passed:
         failed = "; ".join(c.detail or c.name for c in card.gate.checks if not c.passed)

@@ -203,8 +203,8 @@ def test_zero_calibration_fails_the_parity_gate_readably(tiny_run: Any, tmp_path
 def test_ignore_gate_converts_and_records_it(tiny_run: Any, tmp_path: Path) -> None:
     import shutil
 
-    from conversion.card import read_card, write_card
     from conversion.errors import RunGateFailed
+    from edgeloop.card import read_card, write_card
 
     run = tmp_path / "failed-run"
     shutil.copytree(tiny_run.run, run)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from conversion import gate, inspection
-from conversion.card import VariantEntry, VariantLatency
 from conversion.data import ConversionData
 from conversion.errors import LabelMismatch, MissingData
 from conversion.pipeline import parse_variants, warehouse_rows
 from conversion.report import app_usage, markdown_table
 from conversion.settings import ConvertSettings, get_convert_settings
 from edge.variants import VARIANTS
+from edgeloop.card import VariantEntry, VariantLatency
 from edgeloop.errors import ConfigError
 
 LABELS = ["a", "b", "c"]
@@ -255,8 +255,8 @@ def test_data_check_refuses_missing_representative_and_wrong_size() -> None:
 def test_warehouse_rows_carry_the_natural_key() -> None:
     import datetime as dt
 
-    from conversion.card import ConversionInfo, Lineage, ModelCard
     from edge.manifest import InputSpec
+    from edgeloop.card import ConversionInfo, Lineage, ModelCard
 
     card = ModelCard(
         name="m",
