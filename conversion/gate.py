@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.variants import VariantSpec
+from edgeloop.metrics import confusion_matrix, per_class
 from edgeloop.stats import PairedDrop, paired_drops
 
 
@@ -63,27 +64,17 @@ class Check:
 
 
 def classification_metrics(y_true: NDArray[Any], y_pred: NDArray[Any], labels: Sequence[str]) -> Metrics:
-    """Accuracy, macro F1 and per-class recall; classes absent from eval are left out of the macro mean."""
+    """Accuracy, macro F1 and per-class recall (`edgeloop.metrics`); classes absent from eval are left out."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape or y_true.size == 0:
         raise ValueError(f"need equal, non-empty label arrays; got {y_true.shape} and {y_pred.shape}")
-    f1s: list[float] = []
-    recall: dict[str, float] = {}
-    for index, label in enumerate(labels):
-        support = int(np.sum(y_true == index))
-        if support == 0:
-            continue  # a class with no eval images has no recall to lose
-        tp = int(np.sum((y_true == index) & (y_pred == index)))
-        predicted = int(np.sum(y_pred == index))
-        rec = tp / support
-        prec = tp / predicted if predicted else 0.0
-        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-        recall[label] = rec
+    _, recall, f1, support = per_class(confusion_matrix(y_true, y_pred, len(labels)))
+    present = support > 0  # a class with no eval images has no recall to lose
     return Metrics(
         accuracy=float(np.mean(y_true == y_pred)),
-        macro_f1=float(np.mean(f1s)) if f1s else 0.0,
-        class_recall=recall,
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        class_recall={label: float(recall[i]) for i, label in enumerate(labels) if present[i]},
     )
 
 

@@ -22,7 +22,7 @@ PACKAGES = (KERNEL, "edge", *STAGES, *ORCHESTRATORS, *APPS)
 KNOWN = {
     ("conversion", "pipelines.train"): "the TFRecord reader and the Example schema",
     ("pipelines.train", "pipelines.ingest"): "the Example schema and dataset.json",
-    ("pipelines.gate", "pipelines.train"): "the metrics, the run folder and the model loader",
+    ("pipelines.gate", "pipelines.train"): "the run folder and the model loader",
 }
 
 

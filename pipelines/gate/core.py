@@ -20,10 +20,10 @@ from edgeloop import storage, warehouse
 from edgeloop import tables as t
 from edgeloop.card import GateReport, ModelCard, read_card, write_card
 from edgeloop.errors import CardError
+from edgeloop.metrics import evaluate
 from pipelines.gate.checks import NO_BASELINE_NOTE, absolute_checks, decide, regression_checks
 from pipelines.gate.errors import GateError
 from pipelines.gate.settings import GateSettings, get_gate_settings
-from pipelines.train.metrics import evaluate
 
 log = logging.getLogger(__name__)
 

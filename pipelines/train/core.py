@@ -25,11 +25,11 @@ from edgeloop import storage, warehouse
 from edgeloop import tables as t
 from edgeloop.card import Lineage, ModelCard, read_card, write_card
 from edgeloop.errors import CardError
+from edgeloop.metrics import EvalReport, confusion_png, evaluate, macro_f1
 from edgeloop.settings import get_settings
 from pipelines.train import compute, records
 from pipelines.train.errors import InvalidInput, NanLoss, TrainError
 from pipelines.train.labels import LabelMapChange, check_warm_start, class_weights, compare_label_maps
-from pipelines.train.metrics import EvalReport, confusion_png, evaluate, macro_f1
 from pipelines.train.options import EpochRecord, TrainOptions, TrainResult, new_run_id
 from pipelines.train.settings import TrainSettings
 from pipelines.train.source import DatasetView, open_dataset

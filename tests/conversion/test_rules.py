@@ -39,6 +39,20 @@ def test_metrics_skip_classes_without_eval_images() -> None:
     assert m.macro_f1 == 1.0
 
 
+def test_parity_metrics_are_the_training_metrics() -> None:
+    from edgeloop.metrics import evaluate
+
+    rng = np.random.default_rng(5)
+    labels = ["a", "b", "c", "d", "e"]
+    y = rng.integers(0, 4, size=200)  # "e" has no eval images
+    probs = rng.random((200, 5))
+    probs[:, 3] = 0  # "d" is never predicted
+    m = gate.classification_metrics(y, probs.argmax(1), labels)
+    report = evaluate(probs, y, labels)
+    assert (m.accuracy, m.macro_f1) == (report.accuracy, report.macro_f1)
+    assert m.class_recall == {c.label: c.recall for c in report.classes if c.support}
+
+
 def test_identical_fp32_variant_passes_every_check() -> None:
     y = np.array([0, 1, 2, 0, 1, 2])
     ref = onehot([0, 1, 2, 0, 1, 1])
