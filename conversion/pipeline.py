@@ -39,7 +39,7 @@ from conversion import gate, inspection, tflite_metadata
 from conversion.data import ConversionData
 from conversion.errors import ConversionError, RunGateFailed
 from conversion.report import app_usage, markdown_table
-from conversion.settings import MAX_OPSET, MIN_OPSET, ConvertSettings, get_convert_settings, onnx_reduce_range
+from conversion.settings import ConvertSettings, get_convert_settings, onnx_reduce_range, opset_problem
 from edge import metadata as md
 from edge.manifest import InputSpec
 from edge.variants import VARIANTS, VariantSpec
@@ -47,7 +47,6 @@ from edgeloop import storage
 from edgeloop.card import (
     CARD_NAME,
     ConversionInfo,
-    GateCheck,
     ModelCard,
     VariantEntry,
     VariantLatency,
@@ -131,9 +130,11 @@ def _resolve(options: ConvertOptions, settings: ConvertSettings) -> _Resolved:
     def pick(value: Any, default: Any) -> Any:
         return default if value is None else value
 
-    opset = int(pick(options.opset, settings.opset))
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ConfigError(f"--opset {opset} is not supported; use {MIN_OPSET}..{MAX_OPSET} (tf2onnx 1.17)")
+    opset = settings.opset  # checked when the settings were read
+    if options.opset is not None:
+        if problem := opset_problem(options.opset):
+            raise ConfigError(f"--opset {problem}")
+        opset = int(options.opset)
     resolved = _Resolved(
         variants=parse_variants(pick(options.variants, settings.variants)),
         opset=opset,
@@ -144,15 +145,7 @@ def _resolve(options: ConvertOptions, settings: ConvertSettings) -> _Resolved:
         eval_limit=pick(options.eval_limit, settings.eval_limit),
         onnx_reduce_range=onnx_reduce_range(settings.onnx_reduce_range),
         tflite_dynamic_hybrid=settings.tflite_dynamic_hybrid,
-        thresholds=options.thresholds
-        or gate.Thresholds(
-            max_f1_drop=settings.max_f1_drop,
-            max_recall_drop=settings.max_recall_drop,
-            significance=settings.significance,
-            min_agreement_quantized=settings.min_agreement_quantized,
-            min_agreement_fp32=settings.min_agreement_fp32,
-            max_abs_diff_fp32=settings.max_abs_diff_fp32,
-        ),
+        thresholds=options.thresholds or gate.Thresholds.from_settings(settings),
     )
     for name in ("representative_samples", "threads", "runs"):
         if getattr(resolved, name) < 1:
@@ -451,10 +444,7 @@ def _judge(
         agreement=result.agreement,
         max_abs_diff=result.max_abs_diff,
         class_recall=result.metrics.class_recall,
-        checks=[
-            GateCheck(name=c.name, threshold=c.threshold, value=c.value, passed=c.passed, detail=c.detail)
-            for c in checks
-        ],
+        checks=checks,
         publishable=not reasons,
         reason="; ".join(reasons),
     )
