@@ -16,7 +16,11 @@ from edgeloop.card import VariantEntry, VariantLatency
 from edgeloop.errors import ConfigError
 
 LABELS = ["a", "b", "c"]
-THRESHOLDS = gate.Thresholds.from_settings(ConvertSettings())  # the defaults
+
+
+def thresholds(**settings: float) -> gate.Thresholds:
+    """The parity gate's thresholds: the settings' defaults, with `settings` overriding (built per test: no env)."""
+    return gate.Thresholds.from_settings(ConvertSettings(**settings))
 
 
 def onehot(pred: list[int], n: int = 3, p: float = 0.9) -> np.ndarray:
@@ -59,7 +63,7 @@ def test_identical_fp32_variant_passes_every_check() -> None:
     ref = onehot([0, 1, 2, 0, 1, 1])
     keras = gate.classification_metrics(y, ref.argmax(1), LABELS)
     found = gate.parity(ref + 1e-6, ref, y, LABELS)
-    checks = gate.checks(VARIANTS["tflite_fp32"], found, keras, THRESHOLDS)
+    checks = gate.checks(VARIANTS["tflite_fp32"], found, keras, thresholds())
     assert all(c.passed for c in checks)
     assert {c.name for c in checks} >= {"macro_f1_drop", "top1_agreement", "max_abs_diff", "class_recall_drop:a"}
 
@@ -69,7 +73,7 @@ def test_fp32_fails_on_probability_drift_even_when_top1_agrees() -> None:
     ref = onehot([0, 1, 2])
     keras = gate.classification_metrics(y, ref.argmax(1), LABELS)
     found = gate.parity(onehot([0, 1, 2], p=0.8), ref, y, LABELS)
-    failed = gate.failures(gate.checks(VARIANTS["onnx_fp32"], found, keras, THRESHOLDS))
+    failed = gate.failures(gate.checks(VARIANTS["onnx_fp32"], found, keras, thresholds()))
     assert len(failed) == 1
     assert "max abs probability difference 1.00e-01 (max 1e-04)" in failed[0]
 
@@ -79,11 +83,11 @@ def test_quantized_variant_tolerates_small_drift_but_not_disagreement() -> None:
     ref = onehot(list(y), n=2)
     keras = gate.classification_metrics(y, ref.argmax(1), ["a", "b"])
     drift = gate.parity(onehot(list(y), n=2, p=0.85), ref, y, ["a", "b"])
-    assert all(c.passed for c in gate.checks(VARIANTS["tflite_int8"], drift, keras, THRESHOLDS))
+    assert all(c.passed for c in gate.checks(VARIANTS["tflite_int8"], drift, keras, thresholds()))
     # Five of class b flipped to a: 95 % agreement, recall(b) drops 10 points.
     flipped = list(y[:95]) + [0] * 5
     broken = gate.parity(onehot(flipped, n=2), ref, y, ["a", "b"])
-    failed = gate.failures(gate.checks(VARIANTS["tflite_int8"], broken, keras, THRESHOLDS))
+    failed = gate.failures(gate.checks(VARIANTS["tflite_int8"], broken, keras, thresholds()))
     text = "; ".join(failed)
     assert "top-1 agreement with Keras 95.00% (min 98.00%)" in text
     assert "recall of 'b' 0.9000 vs Keras 1.0000: drop 10.00 points (max 3.00)" in text
@@ -95,13 +99,11 @@ def test_one_photo_of_a_small_class_is_noise_not_a_broken_quantization() -> None
     ref = onehot(list(y), n=2)
     keras = gate.classification_metrics(y, ref.argmax(1), ["a", "b"])
     one_off = gate.parity(onehot([1, *y[1:]], n=2), ref, y, ["a", "b"])  # 99 % agreement, recall(a) -7.1 points
-    check = {c.name: c for c in gate.checks(VARIANTS["onnx_int8"], one_off, keras, THRESHOLDS)}
+    check = {c.name: c for c in gate.checks(VARIANTS["onnx_int8"], one_off, keras, thresholds())}
     recall = check["class_recall_drop:a"]
     assert recall.passed and recall.value == pytest.approx(1 / 14)
     assert recall.detail.endswith("lost 1, gained 0 of 14 photos; paired exact test p=0.500 (within noise at 0.05)")
-    strict = gate.checks(
-        VARIANTS["onnx_int8"], one_off, keras, gate.Thresholds.from_settings(ConvertSettings(significance=1.0))
-    )
+    strict = gate.checks(VARIANTS["onnx_int8"], one_off, keras, thresholds(significance=1.0))
     assert not {c.name: c for c in strict}["class_recall_drop:a"].passed
 
 
@@ -112,7 +114,7 @@ def test_fp16_is_judged_as_quantized() -> None:
     ref = onehot([0, 1], n=2)
     keras = gate.classification_metrics(y, ref.argmax(1), ["a", "b"])
     found = gate.parity(onehot([0, 1], n=2, p=0.95), ref, y, ["a", "b"])
-    names = {c.name for c in gate.checks(VARIANTS["tflite_fp16"], found, keras, THRESHOLDS)}
+    names = {c.name for c in gate.checks(VARIANTS["tflite_fp16"], found, keras, thresholds())}
     assert "max_abs_diff" not in names
 
 
@@ -250,8 +252,8 @@ def test_thresholds_and_opset_come_from_the_settings_unless_an_option_overrides(
 
     from conversion.pipeline import ConvertOptions, _resolve
 
-    defaults = ConvertSettings()
-    assert dataclasses.asdict(THRESHOLDS) == {f.name: getattr(defaults, f.name) for f in dataclasses.fields(THRESHOLDS)}
+    defaults, found = ConvertSettings(), thresholds()
+    assert dataclasses.asdict(found) == {f.name: getattr(defaults, f.name) for f in dataclasses.fields(found)}
     monkeypatch.setenv("EDGELOOP_CONVERT_MAX_RECALL_DROP", "0.05")
     monkeypatch.setenv("EDGELOOP_CONVERT_OPSET", "15")
     settings = get_convert_settings()
