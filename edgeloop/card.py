@@ -1,8 +1,9 @@
 """The model package contract: a folder with `model_card.json` and one file per variant.
 
-Training writes the first card (labels, input spec, metrics, gate, lineage); conversion
-adds the variants table; the registry re-checks every file against it before publishing.
-This module has no TensorFlow dependency so anyone can read a card.
+Training writes the first card (labels, input spec, metrics, lineage), the gate adds its
+report, conversion adds the variants table; the registry re-checks every file against it
+before publishing. It lives in the kernel because every stage reads it; it has no
+TensorFlow dependency so anyone can read a card, and `read_card` raises one `CardError`.
 """
 
 from __future__ import annotations
