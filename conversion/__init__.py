@@ -6,7 +6,6 @@
 Importing this package imports neither TensorFlow nor the converters.
 """
 
-from conversion.card import ModelCard, VariantEntry, read_card
 from conversion.data import ConversionData
 from conversion.errors import (
     ConversionError,
@@ -28,13 +27,10 @@ __all__ = [
     "ConvertSettings",
     "LabelMismatch",
     "MissingData",
-    "ModelCard",
     "RunGateFailed",
     "Thresholds",
     "UnsupportedOps",
     "UnsupportedOpset",
-    "VariantEntry",
     "convert",
     "get_convert_settings",
-    "read_card",
 ]

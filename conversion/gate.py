@@ -12,7 +12,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from conversion.settings import ConvertSettings
 from edge.variants import VariantSpec
+from edgeloop.card import GateCheck
+from edgeloop.metrics import confusion_matrix, per_class
 from edgeloop.stats import PairedDrop, paired_drops
 
 
@@ -38,52 +41,33 @@ class Parity:
 
 @dataclasses.dataclass(frozen=True)
 class Thresholds:
-    """The gate, from settings. Drops are fractions (0.01 = 1 point)."""
+    """The parity gate's limits; `ConvertSettings` holds their defaults. Drops are fractions (0.01 = 1 point)."""
 
-    max_f1_drop: float = 0.01
-    max_recall_drop: float = 0.03
-    significance: float = 0.05  # a recall drop fails only when a paired exact test gives p below this
-    min_agreement_quantized: float = 0.98
-    min_agreement_fp32: float = 0.999
-    max_abs_diff_fp32: float = 1e-4
+    max_f1_drop: float
+    max_recall_drop: float
+    significance: float  # a recall drop fails only when a paired exact test gives p below this
+    min_agreement_quantized: float
+    min_agreement_fp32: float
+    max_abs_diff_fp32: float
 
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """One rule applied to one variant."""
-
-    name: str
-    value: float
-    threshold: float
-    passed: bool
-    detail: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    @classmethod
+    def from_settings(cls, settings: ConvertSettings) -> Thresholds:
+        """The settings' values of every threshold (each field is named as its setting)."""
+        return cls(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(cls)})
 
 
 def classification_metrics(y_true: NDArray[Any], y_pred: NDArray[Any], labels: Sequence[str]) -> Metrics:
-    """Accuracy, macro F1 and per-class recall; classes absent from eval are left out of the macro mean."""
+    """Accuracy, macro F1 and per-class recall (`edgeloop.metrics`); classes absent from eval are left out."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape or y_true.size == 0:
         raise ValueError(f"need equal, non-empty label arrays; got {y_true.shape} and {y_pred.shape}")
-    f1s: list[float] = []
-    recall: dict[str, float] = {}
-    for index, label in enumerate(labels):
-        support = int(np.sum(y_true == index))
-        if support == 0:
-            continue  # a class with no eval images has no recall to lose
-        tp = int(np.sum((y_true == index) & (y_pred == index)))
-        predicted = int(np.sum(y_pred == index))
-        rec = tp / support
-        prec = tp / predicted if predicted else 0.0
-        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-        recall[label] = rec
+    _, recall, f1, support = per_class(confusion_matrix(y_true, y_pred, len(labels)))
+    present = support > 0  # a class with no eval images has no recall to lose
     return Metrics(
         accuracy=float(np.mean(y_true == y_pred)),
-        macro_f1=float(np.mean(f1s)) if f1s else 0.0,
-        class_recall=recall,
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        class_recall={label: float(recall[i]) for i, label in enumerate(labels) if present[i]},
     )
 
 
@@ -110,17 +94,17 @@ def is_quantized(spec: VariantSpec) -> bool:
     return spec.quantization != "fp32"
 
 
-def checks(spec: VariantSpec, variant: Parity, keras: Metrics, thresholds: Thresholds) -> list[Check]:
+def checks(spec: VariantSpec, variant: Parity, keras: Metrics, thresholds: Thresholds) -> list[GateCheck]:
     """Every gate rule for one variant, passed or not."""
-    out: list[Check] = []
+    out: list[GateCheck] = []
     f1_drop = keras.macro_f1 - variant.metrics.macro_f1
     out.append(
-        Check(
-            "macro_f1_drop",
-            f1_drop,
-            thresholds.max_f1_drop,
-            f1_drop <= thresholds.max_f1_drop + 1e-12,
-            f"macro-F1 {variant.metrics.macro_f1:.4f} vs Keras {keras.macro_f1:.4f}: "
+        GateCheck(
+            name="macro_f1_drop",
+            value=f1_drop,
+            threshold=thresholds.max_f1_drop,
+            passed=f1_drop <= thresholds.max_f1_drop + 1e-12,
+            detail=f"macro-F1 {variant.metrics.macro_f1:.4f} vs Keras {keras.macro_f1:.4f}: "
             f"drop {100 * f1_drop:.2f} points (max {100 * thresholds.max_f1_drop:.2f})",
         )
     )
@@ -137,31 +121,39 @@ def checks(spec: VariantSpec, variant: Parity, keras: Metrics, thresholds: Thres
             # One photo of 14 is 7 points: a drop only counts when the photos show it is not noise.
             passed = not paired.is_regression(thresholds.max_recall_drop, thresholds.significance)
             detail += f"; {paired.describe(thresholds.significance)}"
-        out.append(Check(f"class_recall_drop:{label}", drop, thresholds.max_recall_drop, passed, detail))
+        out.append(
+            GateCheck(
+                name=f"class_recall_drop:{label}",
+                value=drop,
+                threshold=thresholds.max_recall_drop,
+                passed=passed,
+                detail=detail,
+            )
+        )
     min_agreement = thresholds.min_agreement_quantized if is_quantized(spec) else thresholds.min_agreement_fp32
     out.append(
-        Check(
-            "top1_agreement",
-            variant.agreement,
-            min_agreement,
-            variant.agreement >= min_agreement - 1e-12,
-            f"top-1 agreement with Keras {100 * variant.agreement:.2f}% "
+        GateCheck(
+            name="top1_agreement",
+            value=variant.agreement,
+            threshold=min_agreement,
+            passed=variant.agreement >= min_agreement - 1e-12,
+            detail=f"top-1 agreement with Keras {100 * variant.agreement:.2f}% "
             f"(min {100 * min_agreement:.2f}%) on {variant.n_images} images",
         )
     )
     if not is_quantized(spec):
         out.append(
-            Check(
-                "max_abs_diff",
-                variant.max_abs_diff,
-                thresholds.max_abs_diff_fp32,
-                variant.max_abs_diff <= thresholds.max_abs_diff_fp32,
-                f"max abs probability difference {variant.max_abs_diff:.2e} (max {thresholds.max_abs_diff_fp32:.0e})",
+            GateCheck(
+                name="max_abs_diff",
+                value=variant.max_abs_diff,
+                threshold=thresholds.max_abs_diff_fp32,
+                passed=variant.max_abs_diff <= thresholds.max_abs_diff_fp32,
+                detail=f"max abs probability difference {variant.max_abs_diff:.2e} (max {thresholds.max_abs_diff_fp32:.0e})",
             )
         )
     return out
 
 
-def failures(found: Sequence[Check]) -> list[str]:
+def failures(found: Sequence[GateCheck]) -> list[str]:
     """The failed checks in words: which check, value vs threshold."""
     return [f"parity gate failed: {c.detail}" for c in found if not c.passed]

@@ -34,27 +34,25 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import ValidationError
 
 from conversion import gate, inspection, tflite_metadata
-from conversion.card import (
+from conversion.data import ConversionData
+from conversion.errors import ConversionError, RunGateFailed
+from conversion.report import app_usage, markdown_table
+from conversion.settings import ConvertSettings, get_convert_settings, onnx_reduce_range, opset_problem
+from edge import metadata as md
+from edge.manifest import InputSpec
+from edge.variants import VARIANTS, VariantSpec
+from edgeloop import storage
+from edgeloop.card import (
     CARD_NAME,
     ConversionInfo,
-    GateCheck,
     ModelCard,
     VariantEntry,
     VariantLatency,
     read_card,
 )
-from conversion.data import ConversionData
-from conversion.errors import ConversionError, RunGateFailed
-from conversion.report import app_usage, markdown_table
-from conversion.settings import MAX_OPSET, MIN_OPSET, ConvertSettings, get_convert_settings, onnx_reduce_range
-from edge import metadata as md
-from edge.manifest import InputSpec
-from edge.variants import VARIANTS, VariantSpec
-from edgeloop import storage
-from edgeloop.errors import ConfigError, NotFound
+from edgeloop.errors import CardError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +113,26 @@ class _Resolved:
     thresholds: gate.Thresholds
     onnx_reduce_range: bool
     tflite_dynamic_hybrid: bool
+    allow_select_tf_ops: bool
+    measure_latency: bool
+    ignore_gate: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _EvalSet:
+    """The images every variant is judged and calibrated with."""
+
+    images: NDArray[np.uint8]
+    labels: NDArray[np.int64]
+    representative: NDArray[np.uint8]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reference:
+    """The Keras model's answers on the eval images: what every variant must match."""
+
+    probs: NDArray[np.float32]
+    metrics: gate.Metrics
 
 
 def parse_variants(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -132,9 +150,11 @@ def _resolve(options: ConvertOptions, settings: ConvertSettings) -> _Resolved:
     def pick(value: Any, default: Any) -> Any:
         return default if value is None else value
 
-    opset = int(pick(options.opset, settings.opset))
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ConfigError(f"--opset {opset} is not supported; use {MIN_OPSET}..{MAX_OPSET} (tf2onnx 1.17)")
+    opset = settings.opset  # checked when the settings were read
+    if options.opset is not None:
+        if problem := opset_problem(options.opset):
+            raise ConfigError(f"--opset {problem}")
+        opset = int(options.opset)
     resolved = _Resolved(
         variants=parse_variants(pick(options.variants, settings.variants)),
         opset=opset,
@@ -145,15 +165,10 @@ def _resolve(options: ConvertOptions, settings: ConvertSettings) -> _Resolved:
         eval_limit=pick(options.eval_limit, settings.eval_limit),
         onnx_reduce_range=onnx_reduce_range(settings.onnx_reduce_range),
         tflite_dynamic_hybrid=settings.tflite_dynamic_hybrid,
-        thresholds=options.thresholds
-        or gate.Thresholds(
-            max_f1_drop=settings.max_f1_drop,
-            max_recall_drop=settings.max_recall_drop,
-            significance=settings.significance,
-            min_agreement_quantized=settings.min_agreement_quantized,
-            min_agreement_fp32=settings.min_agreement_fp32,
-            max_abs_diff_fp32=settings.max_abs_diff_fp32,
-        ),
+        thresholds=options.thresholds or gate.Thresholds.from_settings(settings),
+        allow_select_tf_ops=options.allow_select_tf_ops,
+        measure_latency=options.measure_latency,
+        ignore_gate=options.ignore_gate,
     )
     for name in ("representative_samples", "threads", "runs"):
         if getattr(resolved, name) < 1:
@@ -174,23 +189,38 @@ def convert(
     options = options or ConvertOptions()
     opts = _resolve(options, get_convert_settings())
     run_uri = str(run)
+    card = _run_card(run_uri, ignore_gate=opts.ignore_gate)
+    evals = _eval_set(card, data, opts)
+    final_uri = options.output or storage.join(_packages_root(), card.name, card.lineage.run_id)
+    with _build_folder(final_uri) as build, tempfile.TemporaryDirectory(prefix="edgeloop-convert-") as work:
+        model = _load_keras(run_uri, card)
+        reference = _keras_reference(model, evals, card.labels)
+        entries = _variants(model, card, evals, reference, build, Path(work), opts)
+        info = _conversion_info(card, evals, reference.metrics, opts)
+        new_card = card.model_copy(update={"variants": entries, "conversion": info})
+        table = _write_package(build, new_card, reference.metrics)
+    if options.record:
+        record(new_card, final_uri)
+    seconds = time.perf_counter() - started
+    log.info(
+        "package %s: %d of %d variants publishable (%.0f s)",
+        final_uri,
+        len(new_card.publishable_variants()),
+        len(entries),
+        seconds,
+    )
+    return ConversionResult(package_uri=final_uri, card=new_card, table=table, seconds=seconds)
+
+
+def _run_card(run_uri: str, *, ignore_gate: bool) -> ModelCard:
+    """The run's card; a run that failed its gate is refused unless `ignore_gate`."""
     try:
         card = read_card(run_uri)
-    except NotFound:
-        raise ConversionError(
-            f"{run_uri!r} has no {CARD_NAME}: pass a training run folder (workspace/runs/<run_id>)"
-        ) from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConversionError(
-            f"{storage.join(run_uri, CARD_NAME)} is not a model card ({exc.error_count()} problem(s), first: "
-            f"{where}: {first['msg']}); re-run training to rewrite it"
-        ) from None
-    verdict = card.gate.verdict if card.gate else None
+    except CardError as exc:
+        raise ConversionError(str(exc)) from None
     if card.gate is not None and not card.gate.passed:
         failed = "; ".join(c.detail or c.name for c in card.gate.checks if not c.passed)
-        if not options.ignore_gate:
+        if not ignore_gate:
             raise RunGateFailed(
                 f"run {card.lineage.run_id} failed its gate ({failed or 'verdict ' + card.gate.verdict}); "
                 "fix the model, or pass --ignore-gate to convert anyway (recorded in the card)"
@@ -198,7 +228,11 @@ def convert(
         log.warning("run %s failed its gate; converting anyway because of --ignore-gate", card.lineage.run_id)
     elif card.gate is None:
         log.warning("run %s has no gate report; converting without one", card.lineage.run_id)
+    return card
 
+
+def _eval_set(card: ModelCard, data: ConversionData | None, opts: _Resolved) -> _EvalSet:
+    """The images to judge and calibrate with (read from the card's dataset when not given), checked and capped."""
     spec_in = card.input
     needs_calibration = any(VARIANTS[v].quantization == "int8" for v in opts.variants)
     if data is None:
@@ -212,95 +246,100 @@ def convert(
             eval_limit=opts.eval_limit,
         )
     data.check(card.labels, spec_in.height, spec_in.width, need_representative=needs_calibration)
-    eval_images, eval_labels = data.eval_images, data.eval_labels
+    images, labels = data.eval_images, data.eval_labels
     if opts.eval_limit is not None:
-        eval_images, eval_labels = eval_images[: opts.eval_limit], eval_labels[: opts.eval_limit]
-    representative = data.representative[: opts.representative_samples]
+        images, labels = images[: opts.eval_limit], labels[: opts.eval_limit]
+    return _EvalSet(images=images, labels=labels, representative=data.representative[: opts.representative_samples])
 
-    final_uri = options.output or storage.join(_packages_root(), card.name, card.lineage.run_id)
-    with _build_folder(final_uri) as build, tempfile.TemporaryDirectory(prefix="edgeloop-convert-") as work:
-        model = _load_keras(run_uri, card)
-        reference = np.asarray(
-            model.predict(eval_images.astype(np.float32), batch_size=PARITY_BATCH, verbose=0), dtype=np.float32
-        )
-        keras_metrics = gate.classification_metrics(eval_labels, reference.argmax(axis=1), card.labels)
-        log.info(
-            "keras reference on %d eval images: accuracy %.4f, macro-F1 %.4f",
-            len(eval_images),
-            keras_metrics.accuracy,
-            keras_metrics.macro_f1,
-        )
-        from conversion.exporters import ExportContext, export
 
-        ctx = ExportContext(
-            model=model,
-            height=spec_in.height,
-            width=spec_in.width,
-            representative=representative,
-            workdir=Path(work),
-            opset=opts.opset,
-            allow_select_tf_ops=options.allow_select_tf_ops,
-            onnx_reduce_range=opts.onnx_reduce_range,
-            dynamic_hybrid=opts.tflite_dynamic_hybrid,
-        )
-        entries = []
-        for name in opts.variants:
-            spec = VARIANTS[name]
-            exported = export(name, ctx)
-            target = build / f"{card.name}-{name}{spec.suffix}"
-            found = _embed(exported.path, target, spec, card)
-            entry = _judge(spec, target, found, eval_images, eval_labels, reference, keras_metrics, card, opts)
-            entry = entry.model_copy(update={"export_seconds": round(exported.seconds, 2)})
-            if options.measure_latency:
-                entry = _with_latency(entry, target, opts)
-            entries.append(entry)
-            log.info(
-                "%s: %s%s",
-                name,
-                "publishable" if entry.publishable else "NOT publishable",
-                f" — {entry.reason}" if entry.reason else "",
-            )
-        info = ConversionInfo(
-            converted_at=dt.datetime.now(dt.UTC),
-            options={
-                "variants": list(opts.variants),
-                "opset": opts.opset,
-                "representative_samples": opts.representative_samples,
-                "threads": opts.threads,
-                "runs": opts.runs,
-                "warmup": opts.warmup,
-                "eval_limit": opts.eval_limit,
-                "allow_select_tf_ops": options.allow_select_tf_ops,
-                "onnx_int8": {"format": "QDQ", "per_channel": True, "reduce_range": opts.onnx_reduce_range},
-                "tflite_dynamic_hybrid": opts.tflite_dynamic_hybrid,
-                "thresholds": dataclasses.asdict(opts.thresholds),
-            },
-            gate_ignored=bool(options.ignore_gate and card.gate is not None and not card.gate.passed),
-            run_gate_verdict=verdict,
-            n_eval_images=len(eval_images),
-            n_representative_images=len(representative),
-            keras_accuracy=keras_metrics.accuracy,
-            keras_macro_f1=keras_metrics.macro_f1,
-            keras_class_recall=keras_metrics.class_recall,
-            host=host_info(),
-        )
-        new_card = card.model_copy(update={"variants": entries, "conversion": info})
-        table = markdown_table(entries, keras_macro_f1=keras_metrics.macro_f1, keras_accuracy=keras_metrics.accuracy)
-        (build / LABELS_NAME).write_text("\n".join(card.labels) + "\n", encoding="utf-8")
-        usage = app_usage(entries)
-        (build / BENCHMARK_NAME).write_text(f"# {card.name} {card.version}\n\n{table}{usage}", encoding="utf-8")
-        (build / CARD_NAME).write_text(new_card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    if options.record:
-        record(new_card, final_uri)
-    seconds = time.perf_counter() - started
-    log.info(
-        "package %s: %d of %d variants publishable (%.0f s)",
-        final_uri,
-        len(new_card.publishable_variants()),
-        len(entries),
-        seconds,
+def _keras_reference(model: Any, evals: _EvalSet, labels: Sequence[str]) -> _Reference:
+    """The Keras model's probabilities and metrics on the eval images, batched as the variants are."""
+    probs = np.asarray(
+        model.predict(evals.images.astype(np.float32), batch_size=PARITY_BATCH, verbose=0), dtype=np.float32
     )
-    return ConversionResult(package_uri=final_uri, card=new_card, table=table, seconds=seconds)
+    metrics = gate.classification_metrics(evals.labels, probs.argmax(axis=1), labels)
+    log.info(
+        "keras reference on %d eval images: accuracy %.4f, macro-F1 %.4f",
+        len(evals.images),
+        metrics.accuracy,
+        metrics.macro_f1,
+    )
+    return _Reference(probs=probs, metrics=metrics)
+
+
+def _variants(
+    model: Any, card: ModelCard, evals: _EvalSet, reference: _Reference, build: Path, work: Path, opts: _Resolved
+) -> list[VariantEntry]:
+    """Export, embed, judge and time every variant into `build`; a failed variant stays, not publishable."""
+    from conversion.exporters import ExportContext, export
+
+    ctx = ExportContext(
+        model=model,
+        height=card.input.height,
+        width=card.input.width,
+        representative=evals.representative,
+        workdir=work,
+        opset=opts.opset,
+        allow_select_tf_ops=opts.allow_select_tf_ops,
+        onnx_reduce_range=opts.onnx_reduce_range,
+        dynamic_hybrid=opts.tflite_dynamic_hybrid,
+    )
+    entries = []
+    for name in opts.variants:
+        spec = VARIANTS[name]
+        exported = export(name, ctx)
+        target = build / f"{card.name}-{name}{spec.suffix}"
+        found = _embed(exported.path, target, spec, card)
+        entry = _judge(spec, target, found, evals, reference, card, opts)
+        entry = entry.model_copy(update={"export_seconds": round(exported.seconds, 2)})
+        if opts.measure_latency:
+            entry = _with_latency(entry, target, opts)
+        entries.append(entry)
+        log.info(
+            "%s: %s%s",
+            name,
+            "publishable" if entry.publishable else "NOT publishable",
+            f" — {entry.reason}" if entry.reason else "",
+        )
+    return entries
+
+
+def _conversion_info(card: ModelCard, evals: _EvalSet, keras_metrics: gate.Metrics, opts: _Resolved) -> ConversionInfo:
+    """How the variants were made and judged, for the card."""
+    return ConversionInfo(
+        converted_at=dt.datetime.now(dt.UTC),
+        options={
+            "variants": list(opts.variants),
+            "opset": opts.opset,
+            "representative_samples": opts.representative_samples,
+            "threads": opts.threads,
+            "runs": opts.runs,
+            "warmup": opts.warmup,
+            "eval_limit": opts.eval_limit,
+            "allow_select_tf_ops": opts.allow_select_tf_ops,
+            "onnx_int8": {"format": "QDQ", "per_channel": True, "reduce_range": opts.onnx_reduce_range},
+            "tflite_dynamic_hybrid": opts.tflite_dynamic_hybrid,
+            "thresholds": dataclasses.asdict(opts.thresholds),
+        },
+        gate_ignored=bool(opts.ignore_gate and card.gate is not None and not card.gate.passed),
+        run_gate_verdict=card.gate.verdict if card.gate else None,
+        n_eval_images=len(evals.images),
+        n_representative_images=len(evals.representative),
+        keras_accuracy=keras_metrics.accuracy,
+        keras_macro_f1=keras_metrics.macro_f1,
+        keras_class_recall=keras_metrics.class_recall,
+        host=host_info(),
+    )
+
+
+def _write_package(build: Path, card: ModelCard, keras_metrics: gate.Metrics) -> str:
+    """Labels, the benchmark table and the card beside the variant files; returns the table."""
+    table = markdown_table(card.variants, keras_macro_f1=keras_metrics.macro_f1, keras_accuracy=keras_metrics.accuracy)
+    (build / LABELS_NAME).write_text("\n".join(card.labels) + "\n", encoding="utf-8")
+    usage = app_usage(card.variants)
+    (build / BENCHMARK_NAME).write_text(f"# {card.name} {card.version}\n\n{table}{usage}", encoding="utf-8")
+    (build / CARD_NAME).write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return table
 
 
 def _packages_root() -> str:
@@ -420,10 +459,8 @@ def _judge(
     spec: VariantSpec,
     path: Path,
     found: inspection.Inspection,
-    images: NDArray[np.uint8],
-    labels: NDArray[np.int64],
-    reference: NDArray[np.float32],
-    keras_metrics: gate.Metrics,
+    evals: _EvalSet,
+    reference: _Reference,
     card: ModelCard,
     opts: _Resolved,
 ) -> VariantEntry:
@@ -448,11 +485,11 @@ def _judge(
     from edge.runtime import ModelLoadError
 
     try:
-        probs = _predict(path, images, opts.threads)
+        probs = _predict(path, evals.images, opts.threads)
     except ModelLoadError as exc:
         return VariantEntry(**base, publishable=False, reason="; ".join([*reasons, f"runtime: {exc}"]))
-    result = gate.parity(probs, reference, labels, card.labels)
-    checks = gate.checks(spec, result, keras_metrics, opts.thresholds)
+    result = gate.parity(probs, reference.probs, evals.labels, card.labels)
+    checks = gate.checks(spec, result, reference.metrics, opts.thresholds)
     reasons.extend(gate.failures(checks))
     return VariantEntry(
         **base,
@@ -461,10 +498,7 @@ def _judge(
         agreement=result.agreement,
         max_abs_diff=result.max_abs_diff,
         class_recall=result.metrics.class_recall,
-        checks=[
-            GateCheck(name=c.name, threshold=c.threshold, value=c.value, passed=c.passed, detail=c.detail)
-            for c in checks
-        ],
+        checks=checks,
         publishable=not reasons,
         reason="; ".join(reasons),
     )

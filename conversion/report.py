@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from conversion.card import VariantEntry
+from edgeloop.card import VariantEntry
 
 COLUMNS = (
     "Variant",

@@ -71,9 +71,16 @@ class ConvertSettings(BaseSettings):
     @field_validator("opset")
     @classmethod
     def _known_opset(cls, value: int) -> int:
-        if not MIN_OPSET <= value <= MAX_OPSET:
-            raise ValueError(f"opset {value} is not supported; use {MIN_OPSET}..{MAX_OPSET} (tf2onnx 1.17)")
+        if problem := opset_problem(value):
+            raise ValueError(f"opset {problem}")
         return value
+
+
+def opset_problem(opset: int) -> str | None:
+    """Why `opset` cannot be used (None when it can): the one rule for the setting and for `--opset`."""
+    if MIN_OPSET <= opset <= MAX_OPSET:
+        return None
+    return f"{opset} is not supported; use {MIN_OPSET}..{MAX_OPSET} (tf2onnx 1.17)"
 
 
 def onnx_reduce_range(setting: str, cpuinfo: str | None = None) -> bool:

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from conversion.card import CARD_NAME, GateCheck, GateReport, Lineage, ModelCard
 from conversion.data import ConversionData
 from edge.manifest import InputSpec
+from edgeloop.card import CARD_NAME, GateCheck, GateReport, Lineage, ModelCard
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ import datetime as dt
 import logging
 from typing import Any
 
-from conversion.card import read_card
 from dags import _health
 from dags._registry import RegistryClient, connect
 from dags._settings import DagSettings
 from edgeloop import tables, warehouse
+from edgeloop.card import read_card
 from edgeloop.errors import EdgeloopError
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def dataset_version(wh: warehouse.Warehouse, version_body: dict[str, Any]) -> st
     if source:
         try:
             return read_card(source).lineage.dataset_version
-        except (EdgeloopError, ValueError) as exc:  # moved, unreadable or not a card: fall back to the warehouse
+        except EdgeloopError as exc:  # moved, unreadable or not a card: fall back to the warehouse
             log.info("cannot read the card at %s (%s); asking the warehouse", source, exc)
     run = version_body.get("run_version")
     if not run:

@@ -179,8 +179,8 @@ def run_convert(settings: DagSettings, run: dict[str, Any]) -> dict[str, Any]:
     Reuse matters beyond speed: a fresh conversion has a new timestamp in its card, and so
     a new digest, which the registry would publish as a new version.
     """
-    from conversion.card import read_card
     from conversion.pipeline import ConvertOptions, convert
+    from edgeloop.card import read_card
 
     package_uri = storage.join(settings.packages, settings.model_name, run["run_id"])
     if storage.exists(storage.join(package_uri, "model_card.json")):

@@ -8,6 +8,7 @@
     │   ├── PreconditionFailed   someone else wrote the object first
     │   └── NotPlainFile         a file that must be a plain file is a link, device or FIFO
     ├── WarehouseError       the warehouse refused a table, a row or a query
+    ├── CardError            a folder's model_card.json is missing, not JSON or not a model card
     └── MissingExtra         an optional dependency is not installed
 
 Each message names the offending value and says what to do about it.
@@ -46,6 +47,10 @@ class NotPlainFile(StorageError):
 
 class WarehouseError(EdgeloopError):
     """The warehouse refused a table definition, a row or a query."""
+
+
+class CardError(EdgeloopError):
+    """A folder's model_card.json is missing, is not JSON or does not match the card schema."""
 
 
 class MissingExtra(EdgeloopError):

@@ -208,7 +208,7 @@ def publish(
     """Publish a model package to a running registry (idempotent) and optionally move an alias to it."""
     from pathlib import Path
 
-    from conversion.card import read_card
+    from edgeloop.card import read_card
     from registry_api.client import RegistryClient
 
     name = model or read_card(package).name

@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from conversion.card import CARD_NAME, ModelCard
 from edge.variants import VARIANTS
 from edgeloop import storage
+from edgeloop.card import CARD_NAME, ModelCard
 from edgeloop.errors import NotFound, NotPlainFile, PreconditionFailed, StorageError
 from registry_api import crud, db
 from registry_api.errors import Conflict, PackageRejected, PayloadTooLarge

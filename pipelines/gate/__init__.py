@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversion.card import GateCheck, GateReport
+from edgeloop.card import GateCheck, GateReport
 
 from .checks import absolute_checks, decide, regression_checks
+from .errors import GateError
 from .settings import GateSettings, get_gate_settings
 
 
@@ -28,6 +29,7 @@ def gate(run_dir: str, baseline: str | None = None, settings: GateSettings | Non
 
 __all__ = [
     "GateCheck",
+    "GateError",
     "GateReport",
     "GateSettings",
     "absolute_checks",

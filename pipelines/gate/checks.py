@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from conversion.card import GateCheck, GateReport
+from edgeloop.card import GateCheck, GateReport
+from edgeloop.metrics import EvalReport, confusion_matrix, per_class
 from edgeloop.stats import PairedDrop, paired_drops
 from pipelines.gate.settings import GateSettings
-from pipelines.train.metrics import EvalReport, confusion_matrix, per_class
 
 NO_BASELINE_NOTE = "no production baseline given: judged on absolute checks only"
 

@@ -16,21 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from conversion.card import GateReport, ModelCard, read_card, write_card
 from edgeloop import storage, warehouse
 from edgeloop import tables as t
-from edgeloop.errors import EdgeloopError
+from edgeloop.card import GateReport, ModelCard, read_card, write_card
+from edgeloop.errors import CardError
+from edgeloop.metrics import evaluate
 from pipelines.gate.checks import NO_BASELINE_NOTE, absolute_checks, decide, regression_checks
+from pipelines.gate.errors import GateError
 from pipelines.gate.settings import GateSettings, get_gate_settings
 
 log = logging.getLogger(__name__)
 
 GATE_FILE = "gate.json"
 MODEL_FILE = "model.keras"
-
-
-class GateError(EdgeloopError):
-    """The gate cannot judge: a missing model, card or dataset, or a --force without a reason."""
 
 
 def default_forced_by() -> str:
@@ -52,8 +50,8 @@ def _model_and_card(uri: str, role: str) -> tuple[str, ModelCard]:
         )
     try:
         card = read_card(folder)
-    except EdgeloopError:
-        raise GateError(f"{role} {uri!r} has no model_card.json; it was not written by `edgeloop train`") from None
+    except CardError as exc:
+        raise GateError(f"{role} {uri!r}: {exc}") from None
     return model, card
 
 
@@ -69,7 +67,6 @@ def gate(
 ) -> GateReport:
     """Judge a training run; writes gate.json, the card's `gate` and gate_results rows."""
     from pipelines.train.data import eval_arrays
-    from pipelines.train.metrics import evaluate
     from pipelines.train.model import load_model, predict
 
     s = settings or get_gate_settings()

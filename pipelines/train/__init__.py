@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import InvalidInput, NanLoss, TrainError
-from .metrics import ClassMetrics, EvalReport, evaluate
 from .options import EpochRecord, TrainOptions, TrainResult, new_run_id
 from .settings import AugmentSettings, TrainSettings, get_train_settings
 
@@ -49,9 +48,7 @@ def eval_arrays(
 
 __all__ = [
     "AugmentSettings",
-    "ClassMetrics",
     "EpochRecord",
-    "EvalReport",
     "InvalidInput",
     "NanLoss",
     "TrainError",
@@ -59,7 +56,6 @@ __all__ = [
     "TrainResult",
     "TrainSettings",
     "eval_arrays",
-    "evaluate",
     "get_train_settings",
     "new_run_id",
     "train",

@@ -20,15 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from conversion.card import Lineage, ModelCard, write_card
 from edge.manifest import InputSpec
 from edgeloop import storage, warehouse
 from edgeloop import tables as t
+from edgeloop.card import Lineage, ModelCard, read_card, write_card
+from edgeloop.errors import CardError
+from edgeloop.metrics import EvalReport, confusion_png, evaluate, macro_f1
 from edgeloop.settings import get_settings
 from pipelines.train import compute, records
 from pipelines.train.errors import InvalidInput, NanLoss, TrainError
 from pipelines.train.labels import LabelMapChange, check_warm_start, class_weights, compare_label_maps
-from pipelines.train.metrics import EvalReport, confusion_png, evaluate, macro_f1
 from pipelines.train.options import EpochRecord, TrainOptions, TrainResult, new_run_id
 from pipelines.train.settings import TrainSettings
 from pipelines.train.source import DatasetView, open_dataset
@@ -113,13 +114,11 @@ def _parent_files(uri: str) -> tuple[str, str]:
 
 
 def _read_parent(uri: str) -> tuple[str, ModelCard]:
-    from conversion.card import read_card
-
     model_uri, folder = _parent_files(uri)
     try:
         card = read_card(folder)
-    except Exception as exc:
-        raise InvalidInput(f"warm-start source {uri!r} has no readable model_card.json ({exc})") from None
+    except CardError as exc:
+        raise InvalidInput(f"warm-start source {uri!r}: {exc}") from None
     return model_uri, card
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.train.metrics import EvalReport
+from edgeloop.metrics import EvalReport
 from pipelines.train.settings import TrainSettings
 
 Status = Literal["running", "succeeded", "failed", "nan_loss", "invalid_input"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.train.metrics import EvalReport
+from edgeloop.metrics import EvalReport
 from pipelines.train.options import EpochRecord
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from conversion.card import GateCheck, ModelCard
+from edgeloop.card import GateCheck, ModelCard
 from registry_api import crud, db
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from conversion import gate, inspection
 from conversion.pipeline import PARITY_BATCH, ConversionResult, ConvertOptions, convert
+from conversion.settings import ConvertSettings
 from edge.variants import VARIANTS
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
@@ -60,7 +61,7 @@ def test_round_trip_agrees_with_keras_within_the_gate(
     probs = np.concatenate([clf.predict(images[i : i + PARITY_BATCH]) for i in range(0, len(images), PARITY_BATCH)])
     found = gate.parity(probs, keras_probs, tiny_run.data.eval_labels, clf.labels)
     keras = gate.classification_metrics(tiny_run.data.eval_labels, keras_probs.argmax(1), clf.labels)
-    checks = gate.checks(VARIANTS[name], found, keras, gate.Thresholds())
+    checks = gate.checks(VARIANTS[name], found, keras, gate.Thresholds.from_settings(ConvertSettings()))
     # What the package records is what a device running the file through edge.runtime gets on this
     # machine: the same numbers, the same verdict, the same reasons. That holds on every CPU.
     assert entry.agreement == pytest.approx(found.agreement)
@@ -203,8 +204,8 @@ def test_zero_calibration_fails_the_parity_gate_readably(tiny_run: Any, tmp_path
 def test_ignore_gate_converts_and_records_it(tiny_run: Any, tmp_path: Path) -> None:
     import shutil
 
-    from conversion.card import read_card, write_card
     from conversion.errors import RunGateFailed
+    from edgeloop.card import read_card, write_card
 
     run = tmp_path / "failed-run"
     shutil.copytree(tiny_run.run, run)

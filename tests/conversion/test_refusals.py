@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conversion.card import GateCheck, GateReport, Lineage, ModelCard, write_card
 from conversion.data import ConversionData
 from conversion.errors import ConversionError, LabelMismatch, MissingData, RunGateFailed
 from conversion.pipeline import ConvertOptions, convert
 from edge.manifest import InputSpec
+from edgeloop.card import GateCheck, GateReport, Lineage, ModelCard, write_card
 from edgeloop.cli import main
 from edgeloop.errors import ConfigError
 

@@ -6,16 +6,21 @@ import numpy as np
 import pytest
 
 from conversion import gate, inspection
-from conversion.card import VariantEntry, VariantLatency
 from conversion.data import ConversionData
 from conversion.errors import LabelMismatch, MissingData
 from conversion.pipeline import parse_variants, warehouse_rows
 from conversion.report import app_usage, markdown_table
 from conversion.settings import ConvertSettings, get_convert_settings
 from edge.variants import VARIANTS
+from edgeloop.card import VariantEntry, VariantLatency
 from edgeloop.errors import ConfigError
 
 LABELS = ["a", "b", "c"]
+
+
+def thresholds(**settings: float) -> gate.Thresholds:
+    """The parity gate's thresholds: the settings' defaults, with `settings` overriding (built per test: no env)."""
+    return gate.Thresholds.from_settings(ConvertSettings(**settings))
 
 
 def onehot(pred: list[int], n: int = 3, p: float = 0.9) -> np.ndarray:
@@ -39,12 +44,26 @@ def test_metrics_skip_classes_without_eval_images() -> None:
     assert m.macro_f1 == 1.0
 
 
+def test_parity_metrics_are_the_training_metrics() -> None:
+    from edgeloop.metrics import evaluate
+
+    rng = np.random.default_rng(5)
+    labels = ["a", "b", "c", "d", "e"]
+    y = rng.integers(0, 4, size=200)  # "e" has no eval images
+    probs = rng.random((200, 5))
+    probs[:, 3] = 0  # "d" is never predicted
+    m = gate.classification_metrics(y, probs.argmax(1), labels)
+    report = evaluate(probs, y, labels)
+    assert (m.accuracy, m.macro_f1) == (report.accuracy, report.macro_f1)
+    assert m.class_recall == {c.label: c.recall for c in report.classes if c.support}
+
+
 def test_identical_fp32_variant_passes_every_check() -> None:
     y = np.array([0, 1, 2, 0, 1, 2])
     ref = onehot([0, 1, 2, 0, 1, 1])
     keras = gate.classification_metrics(y, ref.argmax(1), LABELS)
     found = gate.parity(ref + 1e-6, ref, y, LABELS)
-    checks = gate.checks(VARIANTS["tflite_fp32"], found, keras, gate.Thresholds())
+    checks = gate.checks(VARIANTS["tflite_fp32"], found, keras, thresholds())
     assert all(c.passed for c in checks)
     assert {c.name for c in checks} >= {"macro_f1_drop", "top1_agreement", "max_abs_diff", "class_recall_drop:a"}
 
@@ -54,7 +73,7 @@ def test_fp32_fails_on_probability_drift_even_when_top1_agrees() -> None:
     ref = onehot([0, 1, 2])
     keras = gate.classification_metrics(y, ref.argmax(1), LABELS)
     found = gate.parity(onehot([0, 1, 2], p=0.8), ref, y, LABELS)
-    failed = gate.failures(gate.checks(VARIANTS["onnx_fp32"], found, keras, gate.Thresholds()))
+    failed = gate.failures(gate.checks(VARIANTS["onnx_fp32"], found, keras, thresholds()))
     assert len(failed) == 1
     assert "max abs probability difference 1.00e-01 (max 1e-04)" in failed[0]
 
@@ -64,11 +83,11 @@ def test_quantized_variant_tolerates_small_drift_but_not_disagreement() -> None:
     ref = onehot(list(y), n=2)
     keras = gate.classification_metrics(y, ref.argmax(1), ["a", "b"])
     drift = gate.parity(onehot(list(y), n=2, p=0.85), ref, y, ["a", "b"])
-    assert all(c.passed for c in gate.checks(VARIANTS["tflite_int8"], drift, keras, gate.Thresholds()))
+    assert all(c.passed for c in gate.checks(VARIANTS["tflite_int8"], drift, keras, thresholds()))
     # Five of class b flipped to a: 95 % agreement, recall(b) drops 10 points.
     flipped = list(y[:95]) + [0] * 5
     broken = gate.parity(onehot(flipped, n=2), ref, y, ["a", "b"])
-    failed = gate.failures(gate.checks(VARIANTS["tflite_int8"], broken, keras, gate.Thresholds()))
+    failed = gate.failures(gate.checks(VARIANTS["tflite_int8"], broken, keras, thresholds()))
     text = "; ".join(failed)
     assert "top-1 agreement with Keras 95.00% (min 98.00%)" in text
     assert "recall of 'b' 0.9000 vs Keras 1.0000: drop 10.00 points (max 3.00)" in text
@@ -80,11 +99,11 @@ def test_one_photo_of_a_small_class_is_noise_not_a_broken_quantization() -> None
     ref = onehot(list(y), n=2)
     keras = gate.classification_metrics(y, ref.argmax(1), ["a", "b"])
     one_off = gate.parity(onehot([1, *y[1:]], n=2), ref, y, ["a", "b"])  # 99 % agreement, recall(a) -7.1 points
-    check = {c.name: c for c in gate.checks(VARIANTS["onnx_int8"], one_off, keras, gate.Thresholds())}
+    check = {c.name: c for c in gate.checks(VARIANTS["onnx_int8"], one_off, keras, thresholds())}
     recall = check["class_recall_drop:a"]
     assert recall.passed and recall.value == pytest.approx(1 / 14)
     assert recall.detail.endswith("lost 1, gained 0 of 14 photos; paired exact test p=0.500 (within noise at 0.05)")
-    strict = gate.checks(VARIANTS["onnx_int8"], one_off, keras, gate.Thresholds(significance=1.0))
+    strict = gate.checks(VARIANTS["onnx_int8"], one_off, keras, thresholds(significance=1.0))
     assert not {c.name: c for c in strict}["class_recall_drop:a"].passed
 
 
@@ -95,7 +114,7 @@ def test_fp16_is_judged_as_quantized() -> None:
     ref = onehot([0, 1], n=2)
     keras = gate.classification_metrics(y, ref.argmax(1), ["a", "b"])
     found = gate.parity(onehot([0, 1], n=2, p=0.95), ref, y, ["a", "b"])
-    names = {c.name for c in gate.checks(VARIANTS["tflite_fp16"], found, keras, gate.Thresholds())}
+    names = {c.name for c in gate.checks(VARIANTS["tflite_fp16"], found, keras, thresholds())}
     assert "max_abs_diff" not in names
 
 
@@ -226,6 +245,25 @@ def test_settings_reject_unsupported_opset(monkeypatch: pytest.MonkeyPatch) -> N
     assert ConvertSettings.model_fields["opset"].default == 17
 
 
+def test_thresholds_and_opset_come_from_the_settings_unless_an_option_overrides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+
+    from conversion.pipeline import ConvertOptions, _resolve
+
+    defaults, found = ConvertSettings(), thresholds()
+    assert dataclasses.asdict(found) == {f.name: getattr(defaults, f.name) for f in dataclasses.fields(found)}
+    monkeypatch.setenv("EDGELOOP_CONVERT_MAX_RECALL_DROP", "0.05")
+    monkeypatch.setenv("EDGELOOP_CONVERT_OPSET", "15")
+    settings = get_convert_settings()
+    resolved = _resolve(ConvertOptions(), settings)
+    assert (resolved.thresholds.max_recall_drop, resolved.thresholds.max_f1_drop, resolved.opset) == (0.05, 0.01, 15)
+    assert _resolve(ConvertOptions(opset=13), settings).opset == 13
+    with pytest.raises(ConfigError, match=r"^--opset 12 is not supported; use 13\.\.18"):
+        _resolve(ConvertOptions(opset=12), settings)
+
+
 def _data(labels: list[str], n_rep: int = 4) -> ConversionData:
     return ConversionData(
         eval_images=np.zeros((6, 8, 8, 3), np.uint8),
@@ -255,8 +293,8 @@ def test_data_check_refuses_missing_representative_and_wrong_size() -> None:
 def test_warehouse_rows_carry_the_natural_key() -> None:
     import datetime as dt
 
-    from conversion.card import ConversionInfo, Lineage, ModelCard
     from edge.manifest import InputSpec
+    from edgeloop.card import ConversionInfo, Lineage, ModelCard
 
     card = ModelCard(
         name="m",

@@ -121,8 +121,8 @@ def _make_package(folder: Path, *, model: str, run_id: str, labels: list[str], d
     The registry checks cards and hashes, not tensors, so release-health tests need no
     TensorFlow; the retrain test publishes real converted packages instead.
     """
-    from conversion.card import GateReport, Lineage, ModelCard, VariantEntry, write_card
     from edge.manifest import InputSpec
+    from edgeloop.card import GateReport, Lineage, ModelCard, VariantEntry, write_card
 
     folder.mkdir(parents=True, exist_ok=True)
     blob = f"model bytes of {run_id}".encode() * 64

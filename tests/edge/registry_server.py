@@ -106,9 +106,9 @@ class RegistryServer:
 
     def publish(self, files: dict[str, Path], run: str, labels: list[str]) -> int:
         """Publish a package of real model files (variant -> file); returns the registry version number."""
-        from conversion.card import CARD_NAME, GateReport, Lineage, ModelCard, VariantEntry
         from edge.manifest import InputSpec
         from edge.variants import VARIANTS
+        from edgeloop.card import CARD_NAME, GateReport, Lineage, ModelCard, VariantEntry
 
         entries, parts = [], []
         for variant, path in files.items():

@@ -36,7 +36,7 @@ def worse_run(train_env: TrainEnv, runs: Runs) -> str:
     Examples the base model called `best` are now called `other`, so `best` loses at
     least 2 * recall - 1 of its recall whatever the base model's quality.
     """
-    from conversion.card import read_card, write_card
+    from edgeloop.card import read_card, write_card
     from pipelines.train.model import HEAD, load_model
 
     src = Path(runs.base.run_dir)
@@ -63,8 +63,8 @@ def best_class(runs: Runs) -> int:
 
 
 def test_gate_without_baseline_uses_absolute_checks_and_records_everything(train_env: TrainEnv, runs: Runs) -> None:
-    from conversion.card import read_card
     from edgeloop import warehouse
+    from edgeloop.card import read_card
     from pipelines.gate.checks import NO_BASELINE_NOTE
     from pipelines.gate.core import gate
     from pipelines.gate.settings import GateSettings

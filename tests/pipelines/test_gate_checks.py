@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgeloop.metrics import evaluate
 from pipelines.gate.checks import NO_BASELINE_NOTE, absolute_checks, decide, regression_checks
 from pipelines.gate.settings import GateSettings
-from pipelines.train.metrics import evaluate
 
 
 def onehot(pred: list[int], n: int) -> np.ndarray:

@@ -26,8 +26,8 @@ def count(env: TrainEnv, sql: str) -> int:
 
 
 def test_base_run_writes_every_artifact_and_row(train_env: TrainEnv, runs: Runs) -> None:
-    from conversion.card import read_card
     from edgeloop import warehouse
+    from edgeloop.card import read_card
 
     base = runs.base
     run_dir = Path(base.run_dir)
@@ -108,7 +108,7 @@ def test_eval_arrays_resize_like_the_edge_runtime(train_env: TrainEnv) -> None:
 
 
 def test_warm_start_grows_the_label_map_and_keeps_old_classes(train_env: TrainEnv, runs: Runs) -> None:
-    from conversion.card import read_card
+    from edgeloop.card import read_card
 
     base, warm = runs.base, runs.warm
     assert warm.labels[:3] == base.labels and len(warm.labels) == 4
@@ -220,6 +220,27 @@ def test_shrunk_label_map_is_refused_and_recorded(train_env: TrainEnv, runs: Run
     with warehouse.connect(train_env.warehouse) as wh:
         row = wh.query("SELECT status, message, dataset_version FROM training_runs WHERE run_id = 'shrunk-run'")[0]
     assert row["status"] == "invalid_input" and lost in row["message"] and row["dataset_version"] == "v0001"
+
+
+def test_cli_reports_a_malformed_warm_start_card_in_one_message(
+    train_env: TrainEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgeloop import warehouse
+    from edgeloop.cli import main
+
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "model.keras").write_bytes(b"never loaded: the card is read first")
+    (parent / "model_card.json").write_text('{"name": "products"}', encoding="utf-8")
+    code = main(["train", "--dataset", train_env.v1, "--warm-start", str(parent), "--run-id", "bad-parent"])
+    captured = capsys.readouterr()
+    err = "".join(captured.err.split())  # Rich folds long lines, even inside a path
+    assert code == 2 and err.count("error:") == 1
+    assert f"{parent / 'model_card.json'}isnotamodelcard" in err and "validationerror" not in err
+    assert "Traceback" not in captured.err + captured.out
+    with warehouse.connect() as wh:
+        row = wh.query("SELECT status, message FROM training_runs WHERE run_id = 'bad-parent'")[0]
+    assert row["status"] == "invalid_input" and "\n" not in row["message"]
 
 
 def test_missing_dataset_is_invalid_input(train_env: TrainEnv) -> None:

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.train.errors import InvalidInput
-from pipelines.train.labels import carry_over_head, check_warm_start, class_weights, compare_label_maps
-from pipelines.train.metrics import (
+from edgeloop.metrics import (
     confusion_matrix,
     confusion_png,
     evaluate,
@@ -18,6 +16,8 @@ from pipelines.train.metrics import (
     macro_f1,
     top_k_accuracy,
 )
+from pipelines.train.errors import InvalidInput
+from pipelines.train.labels import carry_over_head, check_warm_start, class_weights, compare_label_maps
 from pipelines.train.options import new_run_id
 from pipelines.train.settings import TrainSettings
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from conversion.card import CARD_NAME, GateCheck, GateReport, Lineage, ModelCard, VariantEntry
 from edge.events import TelemetryBatch, TelemetryEvent
 from edge.manifest import InputSpec
 from edge.variants import VARIANTS
+from edgeloop.card import CARD_NAME, GateCheck, GateReport, Lineage, ModelCard, VariantEntry
 
 DEFAULT_VARIANTS = ("tflite_int8", "tflite_fp32", "onnx_fp32", "onnx_int8")
 

@@ -253,7 +253,7 @@ def test_version_page_shows_card_recall_and_escapes_labels(browser_of: Any, two_
 def test_version_page_shows_failures_and_folds_passed_per_class_checks(
     browser_of: Any, two_versions: Harness, tmp_path: Path
 ) -> None:
-    from conversion.card import GateCheck
+    from edgeloop.card import GateCheck
 
     checks = (
         GateCheck(name="min_accuracy", threshold=0.9, value=0.95, passed=True),

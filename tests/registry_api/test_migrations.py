@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from regkit import make_package
 from sqlalchemy import Engine, MetaData, Table, inspect, text
 
-from conversion.card import CARD_NAME
+from edgeloop.card import CARD_NAME
 from edgeloop.cli import main
 from registry_api import create_app, db, schema
 from registry_api.core.config import get_registry_settings

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from regkit import Harness, make_package
 
-from conversion.card import CARD_NAME
+from edgeloop.card import CARD_NAME
 
 
 def test_upload_publishes_version_one_then_same_package_is_idempotent(harness: Harness, tmp_path: Path) -> None:

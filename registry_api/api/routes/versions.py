@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from conversion.card import CARD_NAME
 from edgeloop import storage
+from edgeloop.card import CARD_NAME
 from edgeloop.errors import EdgeloopError
 from registry_api import crud, db, publish
 from registry_api.api.body import capped_stream, read_capped

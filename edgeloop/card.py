@@ -1,8 +1,9 @@
 """The model package contract: a folder with `model_card.json` and one file per variant.
 
-Training writes the first card (labels, input spec, metrics, gate, lineage); conversion
-adds the variants table; the registry re-checks every file against it before publishing.
-This module has no TensorFlow dependency so anyone can read a card.
+Training writes the first card (labels, input spec, metrics, lineage), the gate adds its
+report, conversion adds the variants table; the registry re-checks every file against it
+before publishing. It lives in the kernel because every stage reads it; it has no
+TensorFlow dependency so anyone can read a card, and `read_card` raises one `CardError`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.manifest import InputSpec
+from edgeloop.errors import CardError, NotFound
 
 CARD_NAME = "model_card.json"
 SCHEMA_VERSION = 1
@@ -81,7 +83,7 @@ class VariantEntry(BaseModel):
     latency: VariantLatency | None = None
     publishable: bool
     reason: str = ""
-    # Added by conversion (issue 5): the evidence behind `publishable`.
+    # Added by conversion: the evidence behind `publishable`.
     input_scale: float | None = Field(default=None, description="Input quantization: real = scale * (q - zero_point).")
     input_zero_point: int | None = None
     output_scale: float | None = None
@@ -129,10 +131,26 @@ class ModelCard(BaseModel):
 
 
 def read_card(folder: str | Path) -> ModelCard:
-    """The card of a package folder (local or any storage URI)."""
+    """The card of a run or package folder (local or any storage URI); `CardError` if missing or malformed."""
     from edgeloop import storage
 
-    return ModelCard.model_validate_json(storage.read_bytes(storage.join(str(folder), CARD_NAME)))
+    uri = storage.join(str(folder), CARD_NAME)
+    try:
+        raw = storage.read_bytes(uri)
+    except NotFound:
+        raise CardError(
+            f"{str(folder)!r} has no {CARD_NAME}: pass a run folder written by `edgeloop train` "
+            "(workspace/runs/<run_id>) or a package folder written by `edgeloop convert`"
+        ) from None
+    try:
+        return ModelCard.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CardError(
+            f"{uri} is not a model card ({exc.error_count()} problem(s), first: {where + ': ' if where else ''}"
+            f"{first['msg']}); re-run the step that wrote it (`edgeloop train`, `edgeloop convert`)"
+        ) from None
 
 
 def write_card(folder: str | Path, card: ModelCard) -> None:

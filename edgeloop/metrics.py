@@ -1,4 +1,4 @@
-"""Evaluation metrics from predicted probabilities: pure numpy, shared by training and the gate.
+"""Evaluation metrics from predicted probabilities: pure numpy, shared by training, the gate and conversion.
 
 Macro averages are taken over the classes that have eval examples (`support > 0`); a
 class the model never predicts gets precision 0, not NaN, so averages stay defined.
