@@ -37,7 +37,7 @@ def test_keys_create_list_revoke(registry_env: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.slow
 def test_serve_starts_uvicorn_and_logs_json_access_lines(registry_env: Path, tmp_path: Path) -> None:
-    from regkit import Server
+    from registry_api.testing import Server
 
     port = Server({}).port
     env = {**os.environ, "EDGELOOP_REGISTRY_PORT": str(port)}
