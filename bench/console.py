@@ -19,7 +19,6 @@ import json
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "registry_api"))
 
 MODEL = "shelf-products"
 
@@ -73,7 +70,7 @@ FROM range({events}) t(i)"""
             tables.EPOCH_METRICS,
             [{"run_id": "run-049", "phase": "head", "epoch": e, "loss": 1 / (e + 1)} for e in range(12)],
         )
-        # The eval split of the dataset every version's card names (regkit: "v1"), so the field page computes PSI.
+        # The eval split of the dataset every version's card names (registry_api.testing: "v1"), so the field page computes PSI.
         wh.upsert(
             tables.DATASET_CLASSES,
             [{"dataset_version": "v1", "split": "eval", "label": f"label-{c}", "label_index": c, "examples": 12 + c}
@@ -92,10 +89,10 @@ FROM range({events}) t(i)"""
 def _build(workspace: Path, events: int, versions: int) -> dict[str, str]:
     """Publish `versions` versions through the API, then bulk-load the warehouse; the keys made."""
     from fastapi.testclient import TestClient
-    from regkit import create_keys, make_package, multipart
 
     from edgeloop.settings import get_settings
     from registry_api import create_app
+    from registry_api.testing import create_keys, make_package, multipart
 
     tokens = create_keys(publisher=1e6, reader=1e6)
     labels = tuple(f"label-{c}" for c in range(20))

@@ -194,12 +194,6 @@ def verdicts(result: dict[str, Any], *, judge_f1: bool) -> list[tuple[str, float
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
-    # `python bench/convert.py` puts bench/ first on sys.path, where sibling scripts (e.g. a
-    # bench/edge.py) would shadow the real packages; the repo's packages must win.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20, help="Training epochs of the demo-size model.")
     parser.add_argument("--classes", type=int, default=5)

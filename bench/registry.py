@@ -47,9 +47,6 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "registry_api"))
-sys.path.insert(0, str(ROOT / "tests"))  # pgserver: a throwaway PostgreSQL for the replica mode
 
 log = logging.getLogger("bench.registry")
 
@@ -407,7 +404,7 @@ def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(
     duration: float, connections: int, generator: str, out: Path, repeat: int = 1, database_url: str = ""
 ) -> dict[str, Any]:
-    from regkit import create_keys, make_package, multipart
+    from registry_api.testing import create_keys, make_package, multipart
 
     use_wrk = generator == "wrk" or (generator == "auto" and shutil.which("wrk") is not None)
     workdir = Path(tempfile.mkdtemp(prefix="edgeloop-bench-"))
@@ -548,7 +545,7 @@ def _postgres(server_url: str) -> Iterator[Callable[[], str]]:
 
         yield create
         return
-    from pgserver import running_server
+    from registry_api.testing_postgres import running_server
 
     with running_server() as server:
         if isinstance(server, str):
@@ -564,9 +561,9 @@ def _replica_round(
 
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from regkit import create_keys, make_package, multipart
 
     from edgeloop import warehouse
+    from registry_api.testing import create_keys, make_package, multipart
 
     workdir = Path(tempfile.mkdtemp(prefix=f"edgeloop-bench-x{n}-"))
     seed = Ed25519PrivateKey.generate().private_bytes(

@@ -36,8 +36,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 RESULTS = Path(__file__).resolve().parent / "results" / "train.json"
 
 

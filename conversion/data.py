@@ -2,7 +2,7 @@
 
 `convert()` takes a `ConversionData`; callers that have arrays (tests, notebooks) pass
 them directly, and the CLI / Airflow get them from the training stage's dataset reader
-(`pipelines.train.data.eval_arrays`, the reader of the Examples contract) via `load`.
+(`pipelines.train.data.split_arrays`, the reader of the Examples contract) via `load`.
 """
 
 from __future__ import annotations
@@ -112,6 +112,6 @@ def _read(reader: Any, uri: str, split: str, size: tuple[int, int], limit: int |
     from edgeloop.errors import EdgeloopError
 
     try:
-        return reader.eval_arrays(uri, split=split, size=size, limit=limit)
+        return reader.split_arrays(uri, split=split, size=size, limit=limit)
     except (FileNotFoundError, EdgeloopError) as exc:
         raise MissingData(f"cannot read the {split} split of dataset {uri!r}: {exc}") from None

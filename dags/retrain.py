@@ -14,7 +14,7 @@ announces that photos of new products have landed (the `edgeloop_new_photos` ass
 3. `train` — transfer learning on the new dataset; the run id is derived from the DAG
    run id, so a retry or a re-run of the same logical date reuses the finished run.
 4. `gate` — thresholds and "no regression against production". The report is written
-   next to the run (`gate_report.json`) and its URI returned.
+   next to the run (`gate.json`) and its URI returned.
 5. `gate_passed` — short-circuit: a failed gate ends the run here as *not published*
    (downstream tasks skipped), with the gate's reasons in this task's log.
 6. `convert` — TFLite / ONNX variants into a model package folder.

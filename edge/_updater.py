@@ -256,7 +256,8 @@ class Updater:
                 top1_score=None if top1[1] is None else min(max(top1[1], 0.0), 1.0),
             )
 
-    def query(self, runtime: str | None) -> dict[str, str | None]:
+    def _poll_params(self, runtime: str | None) -> dict[str, str | None]:
+        """The manifest request's query parameters: the alias and what the registry targets on."""
         dev = self.options.device
         return {
             "alias": self.options.alias,
@@ -272,7 +273,7 @@ class Updater:
         runtimes: list[str | None] = list(self.runtimes) or [None]
         for i, runtime in enumerate(runtimes):
             try:
-                return self.client.manifest(self.options.model, self.query(runtime), etag)
+                return self.client.manifest(self.options.model, self._poll_params(runtime), etag)
             except RegistryError as exc:
                 if exc.status != 404 or i + 1 == len(runtimes):
                     raise

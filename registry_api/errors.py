@@ -1,6 +1,7 @@
 """Domain errors of the registry; the API layer alone turns them into HTTP statuses.
 
-RegistryError              every registry error (an EdgeloopError: the CLI prints it)
+RegistryApiError           every registry error (an EdgeloopError: the CLI prints it); the SDK's
+                           edge.RegistryError is the device's view of an error answer
 ├── NotFoundError          no such model, version, alias, artifact or key          → 404
 ├── PackageRejected        card, hashes or verdicts of a package do not check out   → 422
 ├── MalformedBody          body not strict JSON (NaN, NUL, bad UTF-8, too deep)     → 400
@@ -19,39 +20,39 @@ from __future__ import annotations
 from edgeloop.errors import EdgeloopError
 
 
-class RegistryError(EdgeloopError):
+class RegistryApiError(EdgeloopError):
     """Base class of the registry's domain errors."""
 
 
-class NotFoundError(RegistryError):
+class NotFoundError(RegistryApiError):
     """No such model, version, alias, artifact or key."""
 
 
-class PackageRejected(RegistryError):
+class PackageRejected(RegistryApiError):
     """A model package whose card, file hashes or verdicts do not check out."""
 
 
-class MalformedBody(RegistryError):
+class MalformedBody(RegistryApiError):
     """A body that cannot be parsed as strict JSON: not UTF-8, NaN/Infinity, NUL, lone surrogates, too deep."""
 
 
-class InvalidRequest(RegistryError):
+class InvalidRequest(RegistryApiError):
     """A request that parses but cannot be honoured."""
 
 
-class PayloadTooLarge(RegistryError):
+class PayloadTooLarge(RegistryApiError):
     """A body over a configured cap."""
 
 
-class Unauthenticated(RegistryError):
+class Unauthenticated(RegistryApiError):
     """Missing, unknown or revoked API key."""
 
 
-class Forbidden(RegistryError):
+class Forbidden(RegistryApiError):
     """The key's role may not do this."""
 
 
-class RateLimited(RegistryError):
+class RateLimited(RegistryApiError):
     """The key's token bucket is empty."""
 
     def __init__(self, message: str, retry_after: float) -> None:
@@ -59,11 +60,11 @@ class RateLimited(RegistryError):
         self.retry_after = retry_after
 
 
-class Conflict(RegistryError):
+class Conflict(RegistryApiError):
     """A concurrent change won; the caller may retry."""
 
 
-class RangeNotSatisfiable(RegistryError):
+class RangeNotSatisfiable(RegistryApiError):
     """A Range header that selects nothing of the object."""
 
     def __init__(self, message: str, size: int) -> None:
@@ -71,5 +72,5 @@ class RangeNotSatisfiable(RegistryError):
         self.size = size
 
 
-class SchemaOutOfDate(RegistryError):
+class SchemaOutOfDate(RegistryApiError):
     """The registry database's schema is older than this release; `edgeloop registry migrate` upgrades it."""

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside this file (pgserver, browserkit)
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -40,7 +38,7 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[object]:
     """A real PostgreSQL server for the session (initdb + pg_ctl on a free loopback port), stopped at the end."""
-    from pgserver import running_server
+    from registry_api.testing_postgres import running_server
 
     with running_server() as server:
         if isinstance(server, str):

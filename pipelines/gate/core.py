@@ -66,7 +66,7 @@ def gate(
     warehouse_url: str | None = None,
 ) -> GateReport:
     """Judge a training run; writes gate.json, the card's `gate` and gate_results rows."""
-    from pipelines.train.data import eval_arrays
+    from pipelines.train.data import split_arrays
     from pipelines.train.model import load_model, predict
 
     s = settings or get_gate_settings()
@@ -81,7 +81,7 @@ def gate(
             f"the card of {run_dir!r} names no dataset_uri; the gate needs the eval split it was trained on"
         )
     size = (card.input.height, card.input.width)
-    images, y_true, labels = eval_arrays(dataset_uri, "eval", size)
+    images, y_true, labels = split_arrays(dataset_uri, "eval", size)
     if labels != card.labels:
         raise GateError(f"dataset {dataset_uri!r} no longer has the label map of {run_dir!r}; was it rewritten?")
     candidate_probs = predict(load_model(model_uri), images)
@@ -95,7 +95,7 @@ def gate(
         base_size = (base_card.input.height, base_card.input.width)
         base_images = images
         if base_size != size:
-            base_images, base_y, _ = eval_arrays(dataset_uri, "eval", base_size)
+            base_images, base_y, _ = split_arrays(dataset_uri, "eval", base_size)
             if not np.array_equal(base_y, y_true):
                 raise GateError("eval examples differ between input sizes; the dataset changed while gating")
         baseline_probs = predict(load_model(base_model_uri), base_images)

@@ -17,7 +17,7 @@ Three starts, each with its recipe (settings in `TrainSettings`):
   `fine_tune_layers` with BatchNorm frozen (keras-io's transfer-learning recipe).
 
 Also: `edgeloop train --dataset … [--warm-start runs/<id>]`. The reader of the Examples
-contract for other stages is `pipelines.train.data.eval_arrays`. Importing this package
+contract for other stages is `pipelines.train.data.split_arrays`. Importing this package
 does not import TensorFlow.
 """
 
@@ -37,13 +37,13 @@ def train(options: TrainOptions) -> TrainResult:
     return _train(options)
 
 
-def eval_arrays(
+def split_arrays(
     dataset_uri: str, split: str = "eval", size: tuple[int, int] = (96, 96), limit: int | None = None
 ) -> Any:
     """One split as (uint8 images N×H×W×3, class indices, label names); see `pipelines.train.data`."""
-    from .data import eval_arrays as _eval_arrays
+    from .data import split_arrays as _split_arrays
 
-    return _eval_arrays(dataset_uri, split, size, limit)
+    return _split_arrays(dataset_uri, split, size, limit)
 
 
 __all__ = [
@@ -55,8 +55,8 @@ __all__ = [
     "TrainOptions",
     "TrainResult",
     "TrainSettings",
-    "eval_arrays",
     "get_train_settings",
     "new_run_id",
+    "split_arrays",
     "train",
 ]

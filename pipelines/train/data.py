@@ -229,7 +229,7 @@ def arrays(
     return np.concatenate(images).astype(np.uint8), np.concatenate(labels).astype(np.int64)
 
 
-def eval_arrays(
+def split_arrays(
     dataset_uri: str,
     split: str = "eval",
     size: tuple[int, int] = (96, 96),

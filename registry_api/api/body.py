@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette import types as asgi
 
-from registry_api.errors import InvalidRequest, MalformedBody, PayloadTooLarge, RegistryError
+from registry_api.errors import InvalidRequest, MalformedBody, PayloadTooLarge, RegistryApiError
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" and "٣", which int() refuses
 _INT64 = 2**63
@@ -147,7 +147,7 @@ class BodyGuard:
                 return  # the client went away; nobody to answer
             if body and _is_json(headers.get(b"content-type")):
                 check_json(body)
-        except RegistryError as exc:
+        except RegistryApiError as exc:
             response = await self.on_error(Request(scope), exc)
             await response(scope, receive, send)
             return

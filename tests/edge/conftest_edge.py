@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside this file
-
 import edge_testkit as kit
 import faults
+import pytest
 
 
 @pytest.fixture(scope="session")

@@ -107,32 +107,14 @@ class RegistryServer:
     def publish(self, files: dict[str, Path], run: str, labels: list[str]) -> int:
         """Publish a package of real model files (variant -> file); returns the registry version number."""
         from edge.manifest import InputSpec
-        from edge.variants import VARIANTS
-        from edgeloop.card import CARD_NAME, GateReport, Lineage, ModelCard, VariantEntry
+        from edgeloop.card import CARD_NAME, GateReport, Lineage, ModelCard
+        from registry_api.testing import variant_entry
 
         entries, parts = [], []
         for variant, path in files.items():
-            spec = VARIANTS[variant]
             data = path.read_bytes()
-            import hashlib
-
-            name = f"model_{variant}{spec.suffix}"
-            entries.append(
-                VariantEntry(
-                    variant=variant,
-                    file=name,
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    size=len(data),
-                    runtime=spec.runtime,
-                    quantization=spec.quantization,
-                    input_dtype=spec.input_dtype,
-                    output_dtype=spec.output_dtype,
-                    weights_quantized=spec.weights_quantized,
-                    agreement=1.0,
-                    publishable=True,
-                )
-            )
-            parts.append(("files", (name, data)))
+            entries.append(variant_entry(variant, data, agreement=1.0))
+            parts.append(("files", (entries[-1].file, data)))
         card = ModelCard(
             name=self.MODEL,
             version=run,

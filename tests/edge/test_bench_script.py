@@ -1,4 +1,4 @@
-"""bench/edge.py runs end to end (tiny settings) and writes the JSON it promises."""
+"""bench/edge_sdk.py runs end to end (tiny settings) and writes the JSON it promises."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "edge.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "edge_sdk.py"
 
 
 def test_bench_script_writes_overhead_and_sdk_figures(tmp_path: Path, capsys: object) -> None:

@@ -28,3 +28,9 @@ def test_every_error_is_an_edge_error() -> None:
     # The historic homes of these errors still export the same classes.
     assert ManifestError is edge.ManifestError and MetadataError is edge.MetadataError
     assert ModelLoadError is edge.ModelLoadError
+
+
+def test_updater_public_methods_are_its_lifecycle() -> None:
+    """What an app calls, and nothing else: helpers (like building the poll's query parameters) stay private."""
+    public = {name for name in vars(edge.Updater) if not name.startswith("_")}
+    assert public == {"model", "start", "close", "check_now", "wake", "flush_telemetry"}, public

@@ -71,10 +71,10 @@ def test_base_run_writes_every_artifact_and_row(train_env: TrainEnv, runs: Runs)
 def test_exported_savedmodel_takes_raw_pixels_and_matches_keras(train_env: TrainEnv, runs: Runs) -> None:
     import tensorflow as tf
 
-    from pipelines.train.data import eval_arrays
+    from pipelines.train.data import split_arrays
     from pipelines.train.model import load_model, predict
 
-    images, _, names = eval_arrays(train_env.v1, size=(96, 96), limit=8)
+    images, _, names = split_arrays(train_env.v1, size=(96, 96), limit=8)
     assert images.dtype == np.uint8 and images.shape == (8, 96, 96, 3) and names == runs.base.labels
     keras_probs = predict(load_model(runs.base.model_uri), images)
     served = tf.saved_model.load(runs.base.saved_model_uri)
@@ -86,16 +86,16 @@ def test_exported_savedmodel_takes_raw_pixels_and_matches_keras(train_env: Train
     assert not {"ImageProjectiveTransformV3", "StatelessRandomUniformV2", "RandomUniform"} & graph_ops
 
 
-def test_eval_arrays_resize_like_the_edge_runtime(train_env: TrainEnv) -> None:
+def test_split_arrays_resize_like_the_edge_runtime(train_env: TrainEnv) -> None:
     import io
 
     import tensorflow as tf
     from PIL import Image
 
-    from pipelines.train.data import eval_arrays
+    from pipelines.train.data import split_arrays
     from pipelines.train.source import open_dataset
 
-    images, _, _ = eval_arrays(train_env.v1, size=(64, 64), limit=4)
+    images, _, _ = split_arrays(train_env.v1, size=(64, 64), limit=4)
     raw = next(
         iter(tf.data.TFRecordDataset(list(open_dataset(train_env.v1).shards["eval"])[:1], compression_type="GZIP"))
     )
@@ -123,7 +123,7 @@ def test_warm_start_grows_the_label_map_and_keeps_old_classes(train_env: TrainEn
 
 
 def test_warm_start_carries_backbone_and_head_by_index(train_env: TrainEnv, runs: Runs) -> None:
-    from pipelines.train.data import eval_arrays
+    from pipelines.train.data import split_arrays
     from pipelines.train.labels import compare_label_maps
     from pipelines.train.model import BACKBONE, HEAD, build_model, load_model, predict, warm_start
 
@@ -140,7 +140,7 @@ def test_warm_start_carries_backbone_and_head_by_index(train_env: TrainEnv, runs
     for a, b in zip(parent.get_layer(BACKBONE).get_weights(), child.get_layer(BACKBONE).get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     # Before any training, the grown model ranks the old classes exactly as its parent did.
-    images, _, _ = eval_arrays(train_env.v1, size=(96, 96))
+    images, _, _ = split_arrays(train_env.v1, size=(96, 96))
     parent_probs, child_probs = predict(parent, images), predict(child, images)
     np.testing.assert_array_equal(child_probs[:, :3].argmax(axis=1), parent_probs.argmax(axis=1))
     np.testing.assert_allclose(

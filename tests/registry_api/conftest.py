@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).parent))  # the helper module beside this file
-
-from regkit import Harness, create_keys
+from registry_api.testing import Harness, create_keys
 
 
 # PostgreSQL runs in the full suite; the fast suite keeps to SQLite so it stays about a minute.

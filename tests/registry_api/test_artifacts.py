@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from regkit import Harness, make_package
+
+from registry_api.testing import Harness, make_package
 
 
 @pytest.fixture()

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from regkit import Harness, create_keys, make_package
 
 from registry_api import create_app
+from registry_api.testing import Harness, create_keys, make_package
 
 # What a device may do; every other route must answer a device key with 403. Not benchmarks:
 # a device key must not set the latency a whole device class is served by.

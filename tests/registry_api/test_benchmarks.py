@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from regkit import Harness, create_keys, make_package
 
 from registry_api import create_app
+from registry_api.testing import Harness, create_keys, make_package
 
 CLASS = "pixel-7"
 

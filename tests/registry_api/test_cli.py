@@ -63,7 +63,7 @@ def _serving(port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 @pytest.mark.slow
 def test_serve_starts_uvicorn_and_logs_json_access_lines(registry_env: Path, tmp_path: Path) -> None:
-    from regkit import Server
+    from registry_api.testing import Server
 
     port = Server({}).port
     log_path = tmp_path / "serve.log"
@@ -83,7 +83,7 @@ def test_a_second_server_on_one_duckdb_file_is_refused_naming_the_first(
     registry_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Serving processes taking turns at one DuckDB file lost acknowledged telemetry: one serves it."""
-    from regkit import Server
+    from registry_api.testing import Server
 
     port = Server({}).port
     with _serving(port, tmp_path / "serve.log") as first:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from regkit import Server, create_keys, make_package, multipart
 
 from edgeloop.cli import main
+from registry_api.testing import Server, create_keys, make_package, multipart
 
 pytestmark = pytest.mark.slow
 MODEL = "shelf-products"

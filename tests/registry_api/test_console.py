@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from regkit import Harness, create_keys, make_package
 
 from registry_api import create_app
+from registry_api.testing import Harness, create_keys, make_package
 
 MODEL = "shelf-products"
 XSS = "<script>alert('x')</script>"

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from browserkit import chromium_or_skip, launch
-from regkit import Server, create_keys, make_package, multipart
+
+from registry_api.testing import Server, create_keys, make_package, multipart
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

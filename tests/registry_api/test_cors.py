@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from regkit import create_keys
+
+from registry_api.testing import create_keys
 
 KIOSK = "https://kiosk.example"
 PREFLIGHT = {

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from regkit import Harness, create_keys, make_package
 
 from registry_api import create_app
 from registry_api.ranges import parse_range
+from registry_api.testing import Harness, create_keys, make_package
 
 ALIAS = "/v1/models/shelf-products/aliases/canary"
 JSON = {"content-type": "application/json"}

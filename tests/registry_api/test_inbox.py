@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from regkit import Harness, create_keys
-from regkit import telemetry_batch as _batch
 
 from edgeloop import tables, warehouse
 from edgeloop.cli import main
 from registry_api import create_app, db, inbox
 from registry_api.core.config import get_registry_settings
+from registry_api.testing import Harness, create_keys
+from registry_api.testing import telemetry_batch as _batch
 
 CHILD = Path(__file__).with_name("loader_child.py")
 

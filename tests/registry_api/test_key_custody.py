@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from regkit import Harness, create_keys, make_package
 
 from edgeloop.errors import ConfigError
 from registry_api import create_app
+from registry_api.testing import Harness, create_keys, make_package
 
 
 def _key_path(harness: Harness) -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from regkit import Harness, make_package
 
 from edge.manifest import ManifestError, verify
+from registry_api.testing import Harness, make_package
 
 
 def _pins(harness: Harness) -> dict[str, bytes]:

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regkit import Harness, make_package
 
 from registry_api import db, manifests
 from registry_api.manifests import ManifestService
 from registry_api.rollout import Device
+from registry_api.testing import Harness, make_package
 
 MODEL = "shelf-products"
 

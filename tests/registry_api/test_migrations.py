@@ -15,7 +15,6 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
-from regkit import make_package
 from sqlalchemy import Engine, MetaData, Table, inspect, text
 
 from edgeloop.card import CARD_NAME
@@ -24,6 +23,7 @@ from registry_api import create_app, db, schema
 from registry_api.core.config import get_registry_settings
 from registry_api.core.security import hash_token, new_key
 from registry_api.errors import SchemaOutOfDate
+from registry_api.testing import make_package
 
 T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from regkit import Server, create_keys, make_package, multipart
 
 from registry_api.rollout import bucket
+from registry_api.testing import Server, create_keys, make_package, multipart
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from regkit import Harness, make_package
 
 from edgeloop.card import CARD_NAME
+from registry_api.testing import Harness, make_package
 
 
 def test_upload_publishes_version_one_then_same_package_is_idempotent(harness: Harness, tmp_path: Path) -> None:
@@ -123,10 +123,10 @@ def test_register_from_gcs_into_gcs_artifacts(
     registry_env: Path, gcs_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fastapi.testclient import TestClient
-    from regkit import create_keys
 
     from edgeloop import storage
     from registry_api import create_app
+    from registry_api.testing import create_keys
 
     monkeypatch.setenv("EDGELOOP_REGISTRY_ARTIFACTS_URI", f"{gcs_bucket}/artifacts")
     monkeypatch.setenv("EDGELOOP_REGISTRY_PACKAGE_ROOTS", json.dumps([f"{gcs_bucket}/packages/"]))
@@ -152,9 +152,9 @@ def test_register_from_gcs_into_gcs_artifacts(
 
 def test_upload_over_the_cap_is_refused(registry_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
-    from regkit import create_keys, multipart
 
     from registry_api import create_app
+    from registry_api.testing import create_keys, multipart
 
     monkeypatch.setenv("EDGELOOP_REGISTRY_MAX_PACKAGE_BYTES", "6000")
     tokens = create_keys()

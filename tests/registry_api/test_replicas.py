@@ -21,12 +21,12 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from regkit import Server, create_keys, make_package, multipart
 from sqlalchemy import select
 from test_nginx_cache import Nginx, _nginx
 
 from edge.manifest import verify
 from registry_api import db
+from registry_api.testing import Server, create_keys, make_package, multipart
 
 pytestmark = pytest.mark.slow  # PostgreSQL only: replicas on several machines share a database server
 

@@ -19,11 +19,11 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from regkit import create_keys, make_package, multipart
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from registry_api import create_app
+from registry_api.testing import create_keys, make_package, multipart
 
 pytestmark = pytest.mark.slow
 

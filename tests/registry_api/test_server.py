@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from regkit import Server, create_keys, make_package, multipart
 
 from edge.events import TelemetryBatch, TelemetryEvent
 from edgeloop import warehouse
+from registry_api.testing import Server, create_keys, make_package, multipart
 
 pytestmark = pytest.mark.slow
 

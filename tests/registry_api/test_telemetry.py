@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regkit import Harness, make_package
-from regkit import telemetry_batch as _batch
 
 from edge.events import TelemetryBatch, TelemetryEvent, TelemetryReceipt
 from edgeloop import tables, warehouse
 from registry_api import telemetry
 from registry_api.telemetry import WarehouseWriter
+from registry_api.testing import Harness, make_package
+from registry_api.testing import telemetry_batch as _batch
 
 
 def _rows(h: Harness) -> list[dict[str, object]]:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-EDGE_TESTS = Path(__file__).resolve().parents[1] / "edge"
-sys.path.insert(0, str(EDGE_TESTS))
-
-from conftest_edge import *  # noqa: E402,F403  (the edge fixtures: model files, registry)
+from conftest_edge import *  # noqa: F403  (the edge fixtures: model files, registry)
 
 
 @pytest.fixture()

@@ -1,6 +1,6 @@
 """Edge benchmarks: harness overhead of `edge.bench` against a bare invoke() loop, and SDK hot paths.
 
-    .venv/bin/python bench/edge.py [--runs 100] [--rounds 10] [--threads 1] [--no-tflite]
+    .venv/bin/python bench/edge_sdk.py [--runs 100] [--rounds 10] [--threads 1] [--no-tflite]
 
 Builds a small conv classifier (96x96x3 raw pixels -> softmax) as ONNX (onnx helpers) and,
 when TensorFlow is importable, as TFLite (Keras + TFLiteConverter); files are cached in
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "command": "python bench/edge.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/edge_sdk.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "harness_overhead": results,
         "sdk_paths": sdk,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -310,6 +310,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # This script is called edge.py: drop its folder from the path so `import edge` finds the package.
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
     sys.exit(main())

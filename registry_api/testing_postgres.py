@@ -1,4 +1,6 @@
-"""A throwaway PostgreSQL server for tests: `initdb` + `pg_ctl` in a temporary folder on a loopback port."""
+"""A throwaway PostgreSQL server for tests and benchmarks: `initdb` + `pg_ctl` in a temporary folder on a
+loopback port.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Test kit: real model packages (small files, correct cards), keys of every role, a client harness."""
+"""What registry tests and benchmarks share: real model packages (small files, correct cards), keys of
+every role, an in-process client harness and a uvicorn server. The app never imports it.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +9,15 @@ import datetime as dt
 import hashlib
 import random
 from pathlib import Path
-from typing import Any
-
-from fastapi.testclient import TestClient
+from typing import TYPE_CHECKING, Any
 
 from edge.events import TelemetryBatch, TelemetryEvent
 from edge.manifest import InputSpec
 from edge.variants import VARIANTS
 from edgeloop.card import CARD_NAME, GateCheck, GateReport, Lineage, ModelCard, VariantEntry
+
+if TYPE_CHECKING:  # benchmarks use the packages and keys, not the in-process client
+    from fastapi.testclient import TestClient
 
 DEFAULT_VARIANTS = ("tflite_int8", "tflite_fp32", "onnx_fp32", "onnx_int8")
 
@@ -36,28 +39,11 @@ def make_package(
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for variant in variants:
-        spec = VARIANTS[variant]
         rng = random.Random(f"{run}/{variant}")
-        size = (sizes or {}).get(variant, 2048 + rng.randrange(2048))
-        data = rng.randbytes(size)
-        file = f"model_{variant}{spec.suffix}"
-        (folder / file).write_bytes(data)
-        entries.append(
-            VariantEntry(
-                variant=variant,
-                file=file,
-                sha256=hashlib.sha256(data).hexdigest(),
-                size=size,
-                runtime=spec.runtime,
-                quantization=spec.quantization,
-                input_dtype=spec.input_dtype,
-                output_dtype=spec.output_dtype,
-                weights_quantized=spec.weights_quantized,
-                agreement=0.99,
-                publishable=variant not in unpublishable,
-                reason="" if variant not in unpublishable else "agreement below 0.98",
-            )
-        )
+        data = rng.randbytes((sizes or {}).get(variant, 2048 + rng.randrange(2048)))
+        entry = variant_entry(variant, data, agreement=0.99, unpublishable=variant in unpublishable)
+        (folder / entry.file).write_bytes(data)
+        entries.append(entry)
     card = ModelCard(
         name=name,
         version=run,
@@ -71,6 +57,25 @@ def make_package(
     )
     (folder / CARD_NAME).write_text(card.model_dump_json(indent=2))
     return folder
+
+
+def variant_entry(variant: str, data: bytes, *, agreement: float, unpublishable: bool = False) -> VariantEntry:
+    """The card's entry for `data` as the file of `variant` (named as conversion names it)."""
+    spec = VARIANTS[variant]
+    return VariantEntry(
+        variant=variant,
+        file=f"model_{variant}{spec.suffix}",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        runtime=spec.runtime,
+        quantization=spec.quantization,
+        input_dtype=spec.input_dtype,
+        output_dtype=spec.output_dtype,
+        weights_quantized=spec.weights_quantized,
+        agreement=agreement,
+        publishable=not unpublishable,
+        reason="agreement below 0.98" if unpublishable else "",
+    )
 
 
 def telemetry_batch(n: int) -> TelemetryBatch:
