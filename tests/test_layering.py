@@ -20,9 +20,7 @@ PACKAGES = (KERNEL, "edge", *STAGES, *ORCHESTRATORS, *APPS)
 
 # (importer, imported): what they share, which belongs in a contract module on the kernel side.
 KNOWN = {
-    ("conversion", "pipelines.train"): "the TFRecord reader and the Example schema",
     ("pipelines.train", "conversion"): "the model card",
-    ("pipelines.train", "pipelines.ingest"): "the Example schema and dataset.json",
     ("pipelines.gate", "conversion"): "the model card and gate report",
     ("pipelines.gate", "pipelines.train"): "the metrics, the run folder and the model loader",
     ("registry_api", "conversion"): "the model card",

@@ -1,7 +1,7 @@
 """`gate(run_dir, baseline=None, settings) -> GateReport`: may this model go on to conversion?
 
 Both models are run on the same eval examples (the candidate's dataset version, read
-through `pipelines.train.data`), so the regression check compares like with like even
+through `edgeloop.examples`), so the regression check compares like with like even
 when the baseline was trained on an older, smaller catalogue. The report goes into the
 run's gate.json and model_card.json and, one row per check, into gate_results.
 """
@@ -20,6 +20,7 @@ from conversion.card import GateReport, ModelCard, read_card, write_card
 from edgeloop import storage, warehouse
 from edgeloop import tables as t
 from edgeloop.errors import EdgeloopError
+from edgeloop.examples import eval_arrays
 from pipelines.gate.checks import NO_BASELINE_NOTE, absolute_checks, decide, regression_checks
 from pipelines.gate.settings import GateSettings, get_gate_settings
 
@@ -68,7 +69,6 @@ def gate(
     warehouse_url: str | None = None,
 ) -> GateReport:
     """Judge a training run; writes gate.json, the card's `gate` and gate_results rows."""
-    from pipelines.train.data import eval_arrays
     from pipelines.train.metrics import evaluate
     from pipelines.train.model import load_model, predict
 

@@ -36,31 +36,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edgeloop import storage
-from edgeloop.errors import ConfigError, EdgeloopError, PreconditionFailed
-
-from . import jsonl
-from .dataset import (
+from edgeloop.dataset import (
     DATASET_JSON,
-    FEATURES,
     SCHEMA_VERSION,
     BeamInfo,
     Conflict,
     Counts,
     DatasetFiles,
     DatasetInfo,
+    DatasetVersionError,
     FileRef,
     ShardRef,
     Source,
     SplitInfo,
-    free_version,
-    latest_version,
     load_dataset_info,
 )
+from edgeloop.errors import ConfigError, EdgeloopError, PreconditionFailed
+from edgeloop.examples import FEATURES
+
+from . import jsonl
 from .elements import DEAD_LETTERS, DUPLICATES, INVENTORY, PLAN, SHARDS, WORK, InputFile
-from .errors import CountMismatchError, DatasetVersionError, EmptyInputError, IngestError
+from .errors import CountMismatchError, EmptyInputError, IngestError
 from .listing import is_catalogue, list_inputs, normalize, relative, split_known
 from .options import IngestOptions, parse_argv
 from .rules import parse_version
+from .versions import free_version, latest_version
 
 log = logging.getLogger(__name__)
 

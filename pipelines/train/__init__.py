@@ -17,13 +17,11 @@ Three starts, each with its recipe (settings in `TrainSettings`):
   `fine_tune_layers` with BatchNorm frozen (keras-io's transfer-learning recipe).
 
 Also: `edgeloop train --dataset … [--warm-start runs/<id>]`. The reader of the Examples
-contract for other stages is `pipelines.train.data.eval_arrays`. Importing this package
-does not import TensorFlow.
+contract for every stage is `edgeloop.examples`. Importing this package does not import
+TensorFlow.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from .errors import InvalidInput, NanLoss, TrainError
 from .metrics import ClassMetrics, EvalReport, evaluate
@@ -38,15 +36,6 @@ def train(options: TrainOptions) -> TrainResult:
     return _train(options)
 
 
-def eval_arrays(
-    dataset_uri: str, split: str = "eval", size: tuple[int, int] = (96, 96), limit: int | None = None
-) -> Any:
-    """One split as (uint8 images N×H×W×3, class indices, label names); see `pipelines.train.data`."""
-    from .data import eval_arrays as _eval_arrays
-
-    return _eval_arrays(dataset_uri, split, size, limit)
-
-
 __all__ = [
     "AugmentSettings",
     "ClassMetrics",
@@ -58,7 +47,6 @@ __all__ = [
     "TrainOptions",
     "TrainResult",
     "TrainSettings",
-    "eval_arrays",
     "evaluate",
     "get_train_settings",
     "new_run_id",

@@ -22,7 +22,7 @@ import numpy as np
 
 from conversion.card import Lineage, ModelCard, write_card
 from edge.manifest import InputSpec
-from edgeloop import storage, warehouse
+from edgeloop import examples, storage, warehouse
 from edgeloop import tables as t
 from edgeloop.settings import get_settings
 from pipelines.train import compute, records
@@ -204,8 +204,8 @@ def _train(
     row["settings"]["compute"] = used.model_dump(mode="json")
     log.info("run %s: precision %s, XLA %s", run_id, used.precision, "on" if used.jit_compile else "off")
     size = (s.size, s.size)
-    with data.local_shards(list(view.shards["eval"])) as eval_paths:
-        eval_x, eval_y = data.arrays(eval_paths, size)
+    with examples.local_shards(list(view.shards["eval"])) as eval_paths:
+        eval_x, eval_y = examples.arrays(eval_paths, size)
     train_counts = _check_counts(view, eval_y)
 
     pretrained = options.warm_start is not None or options.weights != "none"
@@ -238,9 +238,9 @@ def _train(
 
     shards = list(view.shards["train"])
     n_train = sum(train_counts) or None
-    with data.local_shards(shards) as train_paths:
+    with examples.local_shards(shards) as train_paths:
         if n_train is None:
-            n_train = int(data.decoded_dataset(train_paths, size).reduce(0, lambda n, _: n + 1))
+            n_train = int(examples.decoded_dataset(train_paths, size).reduce(0, lambda n, _: n + 1))
         fits = n_train * s.size * s.size * 3 <= s.cache_limit_mb * (1 << 20)
         cache = s.cache == "memory" or (s.cache == "auto" and fits)
         train_ds = data.training_dataset(
