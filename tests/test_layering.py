@@ -22,7 +22,7 @@ PACKAGES = (KERNEL, "edge", *STAGES, *ORCHESTRATORS, *APPS)
 KNOWN = {
     ("pipelines.train", "conversion"): "the model card",
     ("pipelines.gate", "conversion"): "the model card and gate report",
-    ("pipelines.gate", "pipelines.train"): "the metrics, the run folder and the model loader",
+    ("pipelines.gate", "pipelines.train"): "the metrics",
     ("registry_api", "conversion"): "the model card",
 }
 

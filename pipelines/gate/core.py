@@ -21,13 +21,11 @@ from edgeloop import storage, warehouse
 from edgeloop import tables as t
 from edgeloop.errors import EdgeloopError
 from edgeloop.examples import eval_arrays
+from edgeloop.runs import RunFolder, RunFolderError, load_model, predict
 from pipelines.gate.checks import NO_BASELINE_NOTE, absolute_checks, decide, regression_checks
 from pipelines.gate.settings import GateSettings, get_gate_settings
 
 log = logging.getLogger(__name__)
-
-GATE_FILE = "gate.json"
-MODEL_FILE = "model.keras"
 
 
 class GateError(EdgeloopError):
@@ -43,19 +41,15 @@ def default_forced_by() -> str:
 
 
 def _model_and_card(uri: str, role: str) -> tuple[str, ModelCard]:
-    uri = str(uri).rstrip("/")
-    folder = uri.rsplit("/", 1)[0] if uri.endswith(".keras") else uri
-    model = uri if uri.endswith(".keras") else storage.join(uri, MODEL_FILE)
-    if not storage.exists(model):
-        raise GateError(
-            f"{role} {uri!r} holds no {MODEL_FILE}; pass a run folder (workspace/runs/<id>) or a package "
-            "folder that contains the Keras model"
-        )
     try:
-        card = read_card(folder)
+        run = RunFolder.resolve(uri, role)
+    except RunFolderError as exc:
+        raise GateError(str(exc)) from None
+    try:
+        card = read_card(run.uri)
     except EdgeloopError:
         raise GateError(f"{role} {uri!r} has no model_card.json; it was not written by `edgeloop train`") from None
-    return model, card
+    return run.model, card
 
 
 def gate(
@@ -70,7 +64,6 @@ def gate(
 ) -> GateReport:
     """Judge a training run; writes gate.json, the card's `gate` and gate_results rows."""
     from pipelines.train.metrics import evaluate
-    from pipelines.train.model import load_model, predict
 
     s = settings or get_gate_settings()
     if force and not (reason or "").strip():
@@ -126,7 +119,7 @@ def gate(
 
 
 def _record(run_dir: str, card: ModelCard, result: GateReport, warehouse_url: str | None) -> None:
-    storage.write_text(storage.join(run_dir, GATE_FILE), result.model_dump_json(indent=2) + "\n")
+    storage.write_text(RunFolder(run_dir).gate, result.model_dump_json(indent=2) + "\n")
     write_card(run_dir, card.model_copy(update={"gate": result}))
     at = dt.datetime.now(dt.UTC)
     rows: list[dict[str, Any]] = [

@@ -22,8 +22,9 @@ import numpy as np
 
 from conversion.card import Lineage, ModelCard, write_card
 from edge.manifest import InputSpec
-from edgeloop import examples, storage, warehouse
+from edgeloop import examples, runs, storage, warehouse
 from edgeloop import tables as t
+from edgeloop.runs import RunFolder, RunFolderError
 from edgeloop.settings import get_settings
 from pipelines.train import compute, records
 from pipelines.train.errors import InvalidInput, NanLoss, TrainError
@@ -34,10 +35,6 @@ from pipelines.train.settings import TrainSettings
 from pipelines.train.source import DatasetView, open_dataset
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.keras"
-RUN_FILE = "run.json"
-SAVED_MODEL = "saved_model"
 
 
 def _now() -> dt.datetime:
@@ -60,7 +57,7 @@ def train(options: TrainOptions) -> TrainResult:
     s = options.settings
     run_id = options.run_id or new_run_id()
     runs_root = options.runs_root or str(get_settings().path("runs"))
-    run_dir = storage.join(runs_root, run_id)
+    run_dir = RunFolder.of(runs_root, run_id).uri
     started = _now()
     t0 = time.monotonic()
     row: dict[str, Any] = {
@@ -72,7 +69,7 @@ def train(options: TrainOptions) -> TrainResult:
         "backbone_source": _backbone_source(options),
         "code_commit": records.code_commit(),
         "settings": {**s.model_dump(mode="json"), "dataset": options.dataset, "warm_start": options.warm_start},
-        "model_uri": storage.join(run_dir, MODEL_FILE),
+        "model_uri": RunFolder(run_dir).model,
     }
     _upsert(options.warehouse, t.TRAINING_RUNS, [row])
     log.info("run %s: training on %s (%s)", run_id, options.dataset, row["backbone_source"])
@@ -98,29 +95,18 @@ def _backbone_source(options: TrainOptions) -> str:
     return f"file:{options.weights}"
 
 
-def _parent_files(uri: str) -> tuple[str, str]:
-    """(model.keras URI, folder holding model_card.json) of a warm-start source."""
-    uri = str(uri).rstrip("/")
-    if uri.endswith(".keras"):
-        return uri, uri.rsplit("/", 1)[0] if "/" in uri else "."
-    model = storage.join(uri, MODEL_FILE)
-    if not storage.exists(model):
-        raise InvalidInput(
-            f"warm-start source {uri!r} holds no {MODEL_FILE}; pass a run folder (workspace/runs/<id>) "
-            "or a .keras file from an earlier edgeloop run"
-        )
-    return model, uri
-
-
 def _read_parent(uri: str) -> tuple[str, ModelCard]:
     from conversion.card import read_card
 
-    model_uri, folder = _parent_files(uri)
     try:
-        card = read_card(folder)
+        parent = RunFolder.resolve(uri, "warm-start source")
+    except RunFolderError as exc:
+        raise InvalidInput(str(exc)) from None
+    try:
+        card = read_card(parent.uri)
     except Exception as exc:
         raise InvalidInput(f"warm-start source {uri!r} has no readable model_card.json ({exc})") from None
-    return model_uri, card
+    return parent.model, card
 
 
 def _check_counts(view: DatasetView, eval_labels: np.ndarray) -> list[int]:
@@ -161,11 +147,10 @@ def record_run(run_dir: str, warehouse_url: str | None = None) -> None:
     Rows are keyed by run id (and phase/epoch, label), so recording a run twice changes
     nothing; this also backfills a fresh warehouse from run folders.
     """
-    row = json.loads(storage.read_text(storage.join(run_dir, RUN_FILE)))
-    history = [
-        EpochRecord.model_validate(h) for h in json.loads(storage.read_text(storage.join(run_dir, "history.json")))
-    ]
-    report = EvalReport.model_validate_json(storage.read_text(storage.join(run_dir, "eval.json")))
+    run = RunFolder(run_dir)
+    row = json.loads(storage.read_text(run.run))
+    history = [EpochRecord.model_validate(h) for h in json.loads(storage.read_text(run.history))]
+    report = EvalReport.model_validate_json(storage.read_text(run.eval))
     at = dt.datetime.fromisoformat(row["finished_at"])
     with warehouse.connect(warehouse_url) as wh:
         wh.upsert(t.EPOCH_METRICS, records.epoch_rows(row["run_id"], history, at))
@@ -234,7 +219,7 @@ def _train(
 
         model = build(used.precision, weights)
     if parent_uri is not None and change is not None:
-        m.warm_start(model, m.load_model(parent_uri), dict(change.carried))
+        m.warm_start(model, runs.load_model(parent_uri), dict(change.carried))
 
     shards = list(view.shards["train"])
     n_train = sum(train_counts) or None
@@ -303,7 +288,7 @@ def _train(
         # float32 layers. Mixed precision keeps its variables in float32, so nothing is rounded.
         trained, model = model, build("float32", None)
         model.set_weights(trained.get_weights())
-    probs = m.predict(model, eval_x)
+    probs = runs.predict(model, eval_x)
     report = evaluate(probs, eval_y, labels)
     finished = _now()
     duration = time.monotonic() - t0
@@ -336,15 +321,14 @@ def _train(
             "notes": notes,
         },
     )
+    folder = RunFolder(run_dir)
     with _local_dir(run_dir) as out:
-        model.save(out / MODEL_FILE)
-        model.export(str(out / SAVED_MODEL), format="tf_saved_model", verbose=False)
+        model.save(out / runs.MODEL)
+        model.export(str(out / runs.SAVED_MODEL), format="tf_saved_model", verbose=False)
     write_card(run_dir, card)
-    storage.write_text(storage.join(run_dir, "eval.json"), report.model_dump_json(indent=2) + "\n")
-    storage.write_bytes(storage.join(run_dir, "confusion.png"), confusion_png(report))
-    storage.write_text(
-        storage.join(run_dir, "history.json"), json.dumps([h.model_dump() for h in history], indent=2) + "\n"
-    )
+    storage.write_text(folder.eval, report.model_dump_json(indent=2) + "\n")
+    storage.write_bytes(folder.confusion, confusion_png(report))
+    storage.write_text(folder.history, json.dumps([h.model_dump() for h in history], indent=2) + "\n")
 
     row.update(
         status="succeeded",
@@ -357,7 +341,7 @@ def _train(
         macro_f1=report.macro_f1,
         ece=report.ece,
     )
-    storage.write_text(storage.join(run_dir, RUN_FILE), json.dumps(row, indent=2, default=str) + "\n")
+    storage.write_text(folder.run, json.dumps(row, indent=2, default=str) + "\n")
     record_run(run_dir, options.warehouse)
     log.info(
         "run %s succeeded in %.0f s: accuracy %.4f, macro F1 %.4f", run_id, duration, report.accuracy, report.macro_f1
@@ -372,8 +356,8 @@ def _train(
         eval=report,
         history=history,
         duration_s=duration,
-        model_uri=storage.join(run_dir, MODEL_FILE),
-        saved_model_uri=storage.join(run_dir, SAVED_MODEL),
+        model_uri=folder.model,
+        saved_model_uri=folder.saved_model,
     )
 
 
@@ -390,8 +374,6 @@ def _monitor(
 ) -> Any:
     """A Keras callback: eval metrics each epoch, early stopping with best-weight restore, NaN stop."""
     import keras
-
-    from pipelines.train.model import predict
 
     class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -435,7 +417,7 @@ def _monitor(
                 self.nan_epoch = epoch + 1
                 self.model.stop_training = True
             elif self._eval_due(epoch + 1):
-                probs = predict(self.model, eval_x)
+                probs = runs.predict(self.model, eval_x)
                 picked = np.clip(probs[np.arange(len(eval_y)), eval_y], 1e-7, 1.0)
                 record.val_loss = _finite(-np.log(picked).mean())
                 record.val_accuracy = float(np.mean(probs.argmax(1) == eval_y))

@@ -72,7 +72,7 @@ def test_exported_savedmodel_takes_raw_pixels_and_matches_keras(train_env: Train
     import tensorflow as tf
 
     from edgeloop.examples import eval_arrays
-    from pipelines.train.model import load_model, predict
+    from edgeloop.runs import load_model, predict
 
     images, _, names = eval_arrays(train_env.v1, size=(96, 96), limit=8)
     assert images.dtype == np.uint8 and images.shape == (8, 96, 96, 3) and names == runs.base.labels
@@ -124,8 +124,9 @@ def test_warm_start_grows_the_label_map_and_keeps_old_classes(train_env: TrainEn
 
 def test_warm_start_carries_backbone_and_head_by_index(train_env: TrainEnv, runs: Runs) -> None:
     from edgeloop.examples import eval_arrays
+    from edgeloop.runs import load_model, predict
     from pipelines.train.labels import compare_label_maps
-    from pipelines.train.model import BACKBONE, HEAD, build_model, load_model, predict, warm_start
+    from pipelines.train.model import BACKBONE, HEAD, build_model, warm_start
 
     parent = load_model(runs.base.model_uri)
     child = build_model(5, alpha=0.35, size=96, dropout=0.2, weights=None, pretrained=True)
