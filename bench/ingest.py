@@ -119,7 +119,7 @@ class TreeSampler(threading.Thread):
 
 def child_loop(input_dir: str, output: str, max_side: int | None, quality: int) -> dict[str, Any]:
     """(a) the plain single-process loop."""
-    from edgeloop import examples, storage
+    from edgeloop import storage
     from edgeloop.tfrecord import TFRecordWriter
     from pipelines.ingest.images import BadImage, ImageLimits, prepare_image, probe_image
     from pipelines.ingest.listing import list_inputs
@@ -153,17 +153,7 @@ def child_loop(input_dir: str, output: str, max_side: int | None, quality: int) 
             seen[probe.sha256] = f.label
             split = split_by_hash(probe.sha256, ratios)
             writers[split].write(
-                examples.encode(
-                    examples.ImageExample(
-                        jpeg=prepared.jpeg,
-                        height=prepared.height,
-                        width=prepared.width,
-                        label=index[f.label],
-                        text=f.label,
-                        sha256=probe.sha256,
-                        source=f.uri,
-                    )
-                )
+                prepared.example(label=index[f.label], text=f.label, sha256=probe.sha256, source=f.uri)
             )
             written += 1
     finally:

@@ -35,6 +35,16 @@ class RunFolderError(EdgeloopError):
     """A path given as a training run holds no model."""
 
 
+class _File:
+    """A run-folder attribute that is the URI of one of its files."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: RunFolder, owner: type | None = None) -> str:
+        return storage.join(run.uri, self.name)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunFolder:
     """A training run's folder (any storage URI); `keras_file` when a .keras file stands in for its model."""
@@ -59,40 +69,17 @@ class RunFolder:
             )
         return run
 
-    def _file(self, name: str) -> str:
-        return storage.join(self.uri, name)
-
     @property
     def model(self) -> str:
-        return self.keras_file or self._file(MODEL)
+        return self.keras_file or storage.join(self.uri, MODEL)
 
-    @property
-    def saved_model(self) -> str:
-        return self._file(SAVED_MODEL)
-
-    @property
-    def card(self) -> str:
-        return self._file(CARD)
-
-    @property
-    def eval(self) -> str:
-        return self._file(EVAL)
-
-    @property
-    def history(self) -> str:
-        return self._file(HISTORY)
-
-    @property
-    def confusion(self) -> str:
-        return self._file(CONFUSION)
-
-    @property
-    def run(self) -> str:
-        return self._file(RUN)
-
-    @property
-    def gate(self) -> str:
-        return self._file(GATE)
+    saved_model = _File(SAVED_MODEL)
+    card = _File(CARD)
+    eval = _File(EVAL)
+    history = _File(HISTORY)
+    confusion = _File(CONFUSION)
+    run = _File(RUN)
+    gate = _File(GATE)
 
 
 def load_model(uri: str) -> Any:

@@ -17,7 +17,7 @@ paid on every run. So reports go through one grouping instead of one combine per
 
 All DoFns live at module level and hold only small options, so multi-process and
 remote workers unpickle them by reference. TensorFlow is never imported: Examples are
-built by `edgeloop.examples.encode`.
+built by `edgeloop.examples.encode` (`PreparedImage.example`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
 from apache_beam.pvalue import AsSingleton, DoOutputsTuple, PCollection, TaggedOutput
 
-from edgeloop import examples, storage
+from edgeloop import storage
 from edgeloop.errors import StorageError
 from edgeloop.tfrecord import TFRecordWriter
 
@@ -338,16 +338,8 @@ class WriteShardFn(beam.DoFn):
                     )  # fmt: skip
                     continue
                 writer.write(
-                    examples.encode(
-                        examples.ImageExample(
-                            jpeg=prepared.jpeg,
-                            height=prepared.height,
-                            width=prepared.width,
-                            label=index_of[photo.label],
-                            text=photo.label,
-                            sha256=photo.sha256,
-                            source=photo.uri,
-                        )
+                    prepared.example(
+                        label=index_of[photo.label], text=photo.label, sha256=photo.sha256, source=photo.uri
                     )
                 )
                 per_class[photo.label] += 1
