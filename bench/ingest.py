@@ -120,9 +120,9 @@ class TreeSampler(threading.Thread):
 def child_loop(input_dir: str, output: str, max_side: int | None, quality: int) -> dict[str, Any]:
     """(a) the plain single-process loop."""
     from edgeloop import storage
+    from edgeloop.tfrecord import TFRecordWriter
     from pipelines.ingest.images import BadImage, ImageLimits, prepare_image, probe_image
     from pipelines.ingest.listing import list_inputs
-    from pipelines.ingest.records import TFRecordWriter, encode_example
     from pipelines.ingest.rules import SplitRatios, split_by_hash
 
     started = time.perf_counter()
@@ -153,18 +153,7 @@ def child_loop(input_dir: str, output: str, max_side: int | None, quality: int) 
             seen[probe.sha256] = f.label
             split = split_by_hash(probe.sha256, ratios)
             writers[split].write(
-                encode_example(
-                    {
-                        "image/encoded": prepared.jpeg,
-                        "image/format": b"jpeg",
-                        "image/height": prepared.height,
-                        "image/width": prepared.width,
-                        "image/class/label": index[f.label],
-                        "image/class/text": f.label,
-                        "image/sha256": probe.sha256,
-                        "image/source": f.uri,
-                    }
-                )
+                prepared.example(label=index[f.label], text=f.label, sha256=probe.sha256, source=f.uri)
             )
             written += 1
     finally:

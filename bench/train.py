@@ -75,6 +75,7 @@ def throughput(dataset_uri: str, steps: int, settings: Any) -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
+    from edgeloop import examples
     from pipelines.train import compute, data
     from pipelines.train import model as m
     from pipelines.train.source import open_dataset
@@ -87,7 +88,7 @@ def throughput(dataset_uri: str, steps: int, settings: Any) -> dict[str, Any]:
     n = len(view.labels)
     per_epoch = math.ceil(n_train / s.batch_size)
     epochs = 1 + max(1, math.ceil(steps / per_epoch))
-    with data.local_shards(list(view.shards["train"])) as paths:
+    with examples.local_shards(list(view.shards["train"])) as paths:
         ds = data.training_dataset(
             paths,
             size=(s.size, s.size),

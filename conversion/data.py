@@ -1,8 +1,8 @@
 """The images conversion needs, as plain arrays, and the one place that reads them from a dataset.
 
 `convert()` takes a `ConversionData`; callers that have arrays (tests, notebooks) pass
-them directly, and the CLI / Airflow get them from the training stage's dataset reader
-(`pipelines.train.data.split_arrays`, the reader of the Examples contract) via `load`.
+them directly, and the CLI / Airflow get them from the reader of the Examples contract
+(`edgeloop.examples.split_arrays`) via `load`.
 """
 
 from __future__ import annotations
@@ -79,19 +79,14 @@ def label_difference(card: Sequence[str], dataset: Sequence[str]) -> str:
 def load(
     dataset_uri: str | None, *, height: int, width: int, representative_samples: int, eval_limit: int | None
 ) -> ConversionData:
-    """Read eval and representative images through the training stage's dataset reader."""
+    """Read eval and representative images through the Examples contract's reader."""
     if not dataset_uri:
         raise MissingData(
             "the model card names no dataset (lineage.dataset_uri), so there are no eval or representative "
             "images; pass the data to convert() or fix the training run's card"
         )
-    try:
-        from pipelines.train import data as reader
-    except ImportError as exc:
-        raise MissingData(
-            f"the dataset reader pipelines.train.data is not available ({exc}); install the train extra "
-            "(`uv sync --extra train`) or pass ConversionData to convert()"
-        ) from None
+    from edgeloop import examples as reader
+
     eval_images, eval_labels, labels = _read(reader, dataset_uri, "eval", (height, width), eval_limit)
     # Read a few times more train images than needed and sample, so calibration sees every class
     # even when the reader returns examples grouped by class.

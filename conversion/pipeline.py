@@ -53,6 +53,7 @@ from edgeloop.card import (
     read_card,
 )
 from edgeloop.errors import CardError, ConfigError
+from edgeloop.runs import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +384,7 @@ def _build_folder(final_uri: str) -> Iterator[Path]:
 def _load_keras(run_uri: str, card: ModelCard) -> Any:
     import keras
 
-    model_uri = storage.join(run_uri, "model.keras")
+    model_uri = RunFolder(run_uri).model
     if not storage.exists(model_uri):
         raise ConversionError(f"{model_uri!r} does not exist: the training run did not save its Keras model")
     with storage.local_copy(model_uri) as path:

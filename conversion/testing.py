@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from conversion.data import ConversionData
 from edge.manifest import InputSpec
+from edgeloop import runs
 from edgeloop.card import CARD_NAME, GateCheck, GateReport, Lineage, ModelCard
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def write_run(
     """A training run folder as `pipelines/train` writes it: `model.keras` + `model_card.json`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.keras")
+    model.save(folder / runs.MODEL)
     size = int(model.inputs[0].shape[1])
     check = GateCheck(
         name="min_macro_f1",

@@ -16,8 +16,9 @@ from typing import Any
 from dags import _photos
 from dags._registry import connect
 from dags._settings import DagSettings
-from edgeloop import storage, tables, warehouse
+from edgeloop import runs, storage, tables, warehouse
 from edgeloop.errors import EdgeloopError
+from edgeloop.runs import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def find_production(settings: DagSettings) -> dict[str, Any]:
     with warehouse.connect() as wh:
         rows = wh.query(f"SELECT model_uri FROM {tables.TRAINING_RUNS.name} WHERE run_id = ?", [run_id])
     candidates = [str(r["model_uri"]) for r in rows if r["model_uri"]]
-    candidates.append(storage.join(settings.runs, run_id, "model.keras"))
+    candidates.append(RunFolder.of(settings.runs, run_id).model)
     for model_uri in candidates:
         if run_id and storage.exists(model_uri):
             log.info("production is version %s, trained by run %s (%s)", alias.version, run_id, model_uri)
@@ -140,7 +141,7 @@ def run_gate(settings: DagSettings, run: dict[str, Any], production: dict[str, A
     A failed gate is a result, not an error: it is returned (and the run ends unpublished),
     so a retry never turns "not good enough" into a red task.
     """
-    from pipelines.gate.core import GATE_FILE, gate
+    from pipelines.gate.core import gate
 
     report = gate(run["run_dir"], baseline=production.get("run_dir"))
     reasons = [
@@ -153,7 +154,7 @@ def run_gate(settings: DagSettings, run: dict[str, Any], production: dict[str, A
         "passed": bool(report.passed),
         "verdict": report.verdict,
         "reasons": reasons,
-        "report_uri": storage.join(run["run_dir"], GATE_FILE),
+        "report_uri": RunFolder(run["run_dir"]).gate,
         "baseline": production.get("run_id"),
     }
 
@@ -181,7 +182,7 @@ def run_convert(settings: DagSettings, run: dict[str, Any]) -> dict[str, Any]:
     from edgeloop.card import read_card
 
     package_uri = storage.join(settings.packages, settings.model_name, run["run_id"])
-    if storage.exists(storage.join(package_uri, "model_card.json")):
+    if storage.exists(storage.join(package_uri, runs.CARD)):
         card = read_card(package_uri)
         if card.lineage.run_id == run["run_id"] and card.publishable_variants():
             log.info("package of run %s already converted at %s; reusing it", run["run_id"], package_uri)

@@ -19,11 +19,7 @@ APPS = ("sample_app",)  # built only on an SDK
 PACKAGES = (KERNEL, "edge", *STAGES, *ORCHESTRATORS, *APPS)
 
 # (importer, imported): what they share, which belongs in a contract module on the kernel side.
-KNOWN = {
-    ("conversion", "pipelines.train"): "the TFRecord reader and the Example schema",
-    ("pipelines.train", "pipelines.ingest"): "the Example schema and dataset.json",
-    ("pipelines.gate", "pipelines.train"): "the run folder and the model loader",
-}
+KNOWN = {}
 
 
 def _package(module: str) -> str | None:

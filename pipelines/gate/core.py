@@ -1,7 +1,7 @@
 """`gate(run_dir, baseline=None, settings) -> GateReport`: may this model go on to conversion?
 
 Both models are run on the same eval examples (the candidate's dataset version, read
-through `pipelines.train.data`), so the regression check compares like with like even
+through `edgeloop.examples`), so the regression check compares like with like even
 when the baseline was trained on an older, smaller catalogue. The report goes into the
 run's gate.json and model_card.json and, one row per check, into gate_results.
 """
@@ -20,15 +20,14 @@ from edgeloop import storage, warehouse
 from edgeloop import tables as t
 from edgeloop.card import GateReport, ModelCard, read_card, write_card
 from edgeloop.errors import CardError
+from edgeloop.examples import split_arrays
 from edgeloop.metrics import evaluate
+from edgeloop.runs import RunFolder, RunFolderError, load_model, predict
 from pipelines.gate.checks import NO_BASELINE_NOTE, absolute_checks, decide, regression_checks
 from pipelines.gate.errors import GateError
 from pipelines.gate.settings import GateSettings, get_gate_settings
 
 log = logging.getLogger(__name__)
-
-GATE_FILE = "gate.json"
-MODEL_FILE = "model.keras"
 
 
 def default_forced_by() -> str:
@@ -40,19 +39,15 @@ def default_forced_by() -> str:
 
 
 def _model_and_card(uri: str, role: str) -> tuple[str, ModelCard]:
-    uri = str(uri).rstrip("/")
-    folder = uri.rsplit("/", 1)[0] if uri.endswith(".keras") else uri
-    model = uri if uri.endswith(".keras") else storage.join(uri, MODEL_FILE)
-    if not storage.exists(model):
-        raise GateError(
-            f"{role} {uri!r} holds no {MODEL_FILE}; pass a run folder (workspace/runs/<id>) or a package "
-            "folder that contains the Keras model"
-        )
     try:
-        card = read_card(folder)
+        run = RunFolder.resolve(uri, role)
+    except RunFolderError as exc:
+        raise GateError(str(exc)) from None
+    try:
+        card = read_card(run.uri)
     except CardError as exc:
         raise GateError(f"{role} {uri!r}: {exc}") from None
-    return model, card
+    return run.model, card
 
 
 def gate(
@@ -66,8 +61,6 @@ def gate(
     warehouse_url: str | None = None,
 ) -> GateReport:
     """Judge a training run; writes gate.json, the card's `gate` and gate_results rows."""
-    from pipelines.train.data import split_arrays
-    from pipelines.train.model import load_model, predict
 
     s = settings or get_gate_settings()
     if force and not (reason or "").strip():
@@ -123,7 +116,7 @@ def gate(
 
 
 def _record(run_dir: str, card: ModelCard, result: GateReport, warehouse_url: str | None) -> None:
-    storage.write_text(storage.join(run_dir, GATE_FILE), result.model_dump_json(indent=2) + "\n")
+    storage.write_text(RunFolder(run_dir).gate, result.model_dump_json(indent=2) + "\n")
     write_card(run_dir, card.model_copy(update={"gate": result}))
     at = dt.datetime.now(dt.UTC)
     rows: list[dict[str, Any]] = [

@@ -13,17 +13,18 @@ import Beam or TensorFlow.
 
 from __future__ import annotations
 
-from .dataset import DatasetInfo, ShardRef, SplitInfo, latest_version, list_versions, load_dataset_info
+from edgeloop.dataset import DatasetInfo, DatasetVersionError, ShardRef, SplitInfo, load_dataset_info
+
 from .errors import (
     CatalogueError,
     CountMismatchError,
-    DatasetVersionError,
     EmptyInputError,
     IngestError,
     InputNotFoundError,
 )
 from .job import IngestResult, ingest, run
 from .options import IngestOptions
+from .versions import latest_version, list_versions
 
 __all__ = [
     "CatalogueError",

@@ -1,12 +1,13 @@
 """The errors ingest raises.
 
     EdgeloopError (edgeloop.errors)
-    └── IngestError              ingest cannot run as asked
-        ├── InputNotFoundError   the input folder, bucket prefix or catalogue does not exist
-        ├── EmptyInputError      the input holds no files
-        ├── CatalogueError       a catalogue (CSV/JSONL of uri,label) row cannot be read
-        ├── DatasetVersionError  a dataset version is taken, missing or unreadable
-        └── CountMismatchError   the job lost or invented files (a bug: please report it)
+    ├── IngestError              ingest cannot run as asked
+    │   ├── InputNotFoundError   the input folder, bucket prefix or catalogue does not exist
+    │   ├── EmptyInputError      the input holds no files
+    │   ├── CatalogueError       a catalogue (CSV/JSONL of uri,label) row cannot be read
+    │   └── CountMismatchError   the job lost or invented files (a bug: please report it)
+    └── DatasetVersionError      a dataset version is taken, missing or unreadable
+                                 (`edgeloop.dataset`: readers of dataset.json raise it too)
 
 Each message names the offending value and what to do about it.
 """
@@ -30,10 +31,6 @@ class EmptyInputError(IngestError):
 
 class CatalogueError(IngestError):
     """A catalogue row cannot be read."""
-
-
-class DatasetVersionError(IngestError):
-    """A dataset version is taken, missing or unreadable."""
 
 
 class CountMismatchError(IngestError):

@@ -15,6 +15,8 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
+from edgeloop import examples
+
 # EXIF orientation → the transpose that displays the image upright.
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
@@ -94,6 +96,20 @@ class PreparedImage:
     width: int
     height: int
     reencoded: bool
+
+    def example(self, *, label: int, text: str, sha256: str, source: str) -> bytes:
+        """The serialized Example of this photo (`edgeloop.examples`)."""
+        return examples.encode(
+            examples.ImageExample(
+                jpeg=self.jpeg,
+                height=self.height,
+                width=self.width,
+                label=label,
+                text=text,
+                sha256=sha256,
+                source=source,
+            )
+        )
 
 
 def sha256_hex(data: bytes) -> str:

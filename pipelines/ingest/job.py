@@ -36,31 +36,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edgeloop import storage
-from edgeloop.errors import ConfigError, EdgeloopError, PreconditionFailed
-
-from . import jsonl
-from .dataset import (
+from edgeloop.dataset import (
     DATASET_JSON,
-    FEATURES,
     SCHEMA_VERSION,
     BeamInfo,
     Conflict,
     Counts,
     DatasetFiles,
     DatasetInfo,
+    DatasetVersionError,
     FileRef,
     ShardRef,
     Source,
     SplitInfo,
-    free_version,
-    latest_version,
     load_dataset_info,
 )
+from edgeloop.errors import ConfigError, EdgeloopError, PreconditionFailed
+from edgeloop.examples import FEATURES
+
+from . import jsonl
 from .elements import DEAD_LETTERS, DUPLICATES, INVENTORY, PLAN, SHARDS, WORK, InputFile
-from .errors import CountMismatchError, DatasetVersionError, EmptyInputError, IngestError
+from .errors import CountMismatchError, EmptyInputError, IngestError
 from .listing import is_catalogue, list_inputs, normalize, relative, split_known
 from .options import IngestOptions, parse_argv
 from .rules import parse_version
+from .versions import free_version, latest_version
 
 log = logging.getLogger(__name__)
 
@@ -449,67 +449,80 @@ def _record_warehouse(info: DatasetInfo, options: IngestOptions, input_uri: str,
     return None
 
 
-# --------------------------------------------------------------------------- entry points
+@dataclasses.dataclass(frozen=True)
+class _Listing:
+    """The input as this run sees it: every file listed, the new ones, and what earlier versions already saw."""
+
+    files: list[InputFile]
+    new: list[InputFile]
+    old: list[InputFile]
+    gone: int  # files earlier versions saw that are no longer listed
+    earlier_conflicts: dict[str, dict[str, Any]]
 
 
-def ingest(options: IngestOptions) -> IngestResult:
-    """Turn the photos under `options.input` into a new dataset version under `options.output`."""
-    started = time.monotonic()
-    created_at = dt.datetime.now(dt.UTC)
-    input_uri = normalize(options.input)
-    root = normalize(options.output)
-    _check_layout(input_uri, root)
-    previous = _load_previous(options.previous, root)
-
+def _list(input_uri: str, previous: DatasetInfo | None) -> _Listing:
     files = list_inputs(input_uri)
     known, earlier_conflicts = _known_files(previous) if previous else ({}, {})
     new, old = split_known(files, known)
     listed_uris = {f.uri for f in files}
     gone = sum(1 for uri in known if uri not in listed_uris)
-    log.info("%d files under %s: %d new, %d already in %s", len(files), input_uri, len(new), len(old),
-             previous.dataset_version if previous else "no earlier version")  # fmt: skip
+    log.info(
+        "%d files under %s: %d new, %d already in %s",
+        len(files),
+        input_uri,
+        len(new),
+        len(old),
+        previous.dataset_version if previous else "no earlier version",
+    )
+    return _Listing(files, new, old, gone, earlier_conflicts)
 
-    if previous is not None and not new:
-        log.info("nothing new since %s; no version written", previous.dataset_version)
-        return IngestResult(
-            dataset_version=previous.dataset_version,
-            uri=storage.join(root, previous.dataset_version),
-            dataset_json=storage.join(root, previous.dataset_version, DATASET_JSON),
-            created=False,
-            parent_version=previous.parent_version,
-            counts=Counts(
-                listed=len(files),
-                known=len(old),
-                input=0,
-                written=0,
-                duplicates=0,
-                conflicts=0,
-                dead_letters=0,
-                dead_letter_reasons={},
-            ),
-            examples={k: v.examples for k, v in previous.splits.items()},
-            num_classes=previous.num_classes,
-            new_classes=(),
-            warnings=(),
-            runner=options.runner,
-            seconds=time.monotonic() - started,
-        )
 
-    version = _choose_version(options, root, previous)
-    version_uri = storage.join(root, version)
-    work = _claim(root, version, options)
-    chunks = _write_listing(work, new, options.work_units)
+def _unchanged(
+    options: IngestOptions, root: str, previous: DatasetInfo, listing: _Listing, started: float
+) -> IngestResult:
+    """The result of a run that found nothing new: the previous version stands."""
+    log.info("nothing new since %s; no version written", previous.dataset_version)
+    return IngestResult(
+        dataset_version=previous.dataset_version,
+        uri=storage.join(root, previous.dataset_version),
+        dataset_json=storage.join(root, previous.dataset_version, DATASET_JSON),
+        created=False,
+        parent_version=previous.parent_version,
+        counts=Counts(
+            listed=len(listing.files),
+            known=len(listing.old),
+            input=0,
+            written=0,
+            duplicates=0,
+            conflicts=0,
+            dead_letters=0,
+            dead_letter_reasons={},
+        ),
+        examples={k: v.examples for k, v in previous.splits.items()},
+        num_classes=previous.num_classes,
+        new_classes=(),
+        warnings=(),
+        runner=options.runner,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _inventories(work: str, previous: DatasetInfo | None, listing: _Listing) -> list[tuple[str, str]]:
+    """(inventory URI, version) of every file earlier versions saw, for the job to dedupe against."""
     inventories = [(previous.uri(r.path), r.dataset_version) for r in previous.files.inventory] if previous else []
     # Copies of a photo left out as a label conflict, still in the input unchanged: a new copy joins the conflict.
-    live_conflicts = [earlier_conflicts[f.uri] for f in old if f.uri in earlier_conflicts]
+    live_conflicts = [listing.earlier_conflicts[f.uri] for f in listing.old if f.uri in listing.earlier_conflicts]
     if live_conflicts:
         conflicts_uri = storage.join(work, "earlier-conflicts.jsonl")
         jsonl.write_jsonl(conflicts_uri, live_conflicts)
         inventories.append((conflicts_uri, ""))
+    return inventories
 
+
+def _config(options: IngestOptions, root: str, version: str, previous: DatasetInfo | None) -> Any:
     from .transforms import IngestConfig
 
-    config = IngestConfig(
+    return IngestConfig(
         root=root,
         version=version,
         limits=options.limits,
@@ -525,36 +538,69 @@ def ingest(options: IngestOptions) -> IngestResult:
         if previous
         else {},
     )
-    beam_info = _run_beam(options, lambda p: build_pipeline(p, chunks, inventories, config))
 
-    reports = _read_reports(version_uri)
-    shards, dead, dups = reports[SHARDS], reports[DEAD_LETTERS], reports[DUPLICATES]
-    label_map = list(reports[PLAN][0]["label_map"]) if reports[PLAN] else list(config.previous_labels)
-    counts = _counts(len(files), len(old), len(new), shards, dead, dups)
+
+def _accounted(
+    reports: Mapping[str, list[dict[str, Any]]],
+    listing: _Listing,
+    version: str,
+    version_uri: str,
+    work: str,
+    input_uri: str,
+    first: bool,
+) -> Counts:
+    """The run's counts, once every input file is accounted for and a first version holds a photo."""
+    counts = _counts(
+        len(listing.files),
+        len(listing.old),
+        len(listing.new),
+        reports[SHARDS],
+        reports[DEAD_LETTERS],
+        reports[DUPLICATES],
+    )
     if not counts.identity_holds:
         raise CountMismatchError(
             f"{version}: {counts.input} input files but {counts.written} written + {counts.duplicates} duplicates + "
             f"{counts.conflicts} conflicts + {counts.dead_letters} dead letters; this is a bug in ingest, please "
             f"report it with {work}"
         )
-    if previous is None and counts.written == 0:
+    if first and counts.written == 0:
         raise EmptyInputError(
             f"none of the {counts.input} files under {input_uri!r} is a usable photo "
             f"({counts.dead_letter_reasons}); see {storage.join(version_uri, DEAD_LETTERS)}"
         )
-    splits = _splits(options, version, label_map, shards, previous)
-    conflicts = _conflicts(dups)
-    warnings = _warnings(options, splits, label_map, counts, conflicts, gone, previous, version_uri)
+    return counts
+
+
+def _dataset_info(
+    options: IngestOptions,
+    *,
+    root: str,
+    version: str,
+    input_uri: str,
+    created_at: dt.datetime,
+    label_map: list[str],
+    counts: Counts,
+    reports: Mapping[str, list[dict[str, Any]]],
+    listing: _Listing,
+    previous: DatasetInfo | None,
+    beam_info: BeamInfo,
+) -> DatasetInfo:
+    """The new version's `dataset.json`: its splits with earlier versions' shards, conflicts, warnings, lineage."""
+    splits = _splits(options, version, label_map, reports[SHARDS], previous)
+    conflicts = _conflicts(reports[DUPLICATES])
+    warnings = _warnings(
+        options, splits, label_map, counts, conflicts, listing.gone, previous, storage.join(root, version)
+    )
     for warning in warnings:
         log.warning("%s", warning)
-    new_classes = [lbl for lbl in label_map if previous is None or lbl not in previous.label_map]
     info = DatasetInfo(
         schema_version=SCHEMA_VERSION,
         dataset_version=version,
         parent_version=previous.dataset_version if previous else None,
         created_at=created_at,
         label_map=label_map,
-        new_classes=new_classes,
+        new_classes=[lbl for lbl in label_map if previous is None or lbl not in previous.label_map],
         splits=splits,
         counts=counts,
         sources=[
@@ -576,6 +622,48 @@ def ingest(options: IngestOptions) -> IngestResult:
         beam=beam_info,
     )
     info._root = root
+    return info
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def ingest(options: IngestOptions) -> IngestResult:
+    """Turn the photos under `options.input` into a new dataset version under `options.output`."""
+    started = time.monotonic()
+    created_at = dt.datetime.now(dt.UTC)
+    input_uri = normalize(options.input)
+    root = normalize(options.output)
+    _check_layout(input_uri, root)
+    previous = _load_previous(options.previous, root)
+    listing = _list(input_uri, previous)
+    if previous is not None and not listing.new:
+        return _unchanged(options, root, previous, listing, started)
+
+    version = _choose_version(options, root, previous)
+    version_uri = storage.join(root, version)
+    work = _claim(root, version, options)
+    chunks = _write_listing(work, listing.new, options.work_units)
+    inventories = _inventories(work, previous, listing)
+    config = _config(options, root, version, previous)
+    beam_info = _run_beam(options, lambda p: build_pipeline(p, chunks, inventories, config))
+
+    reports = _read_reports(version_uri)
+    label_map = list(reports[PLAN][0]["label_map"]) if reports[PLAN] else list(config.previous_labels)
+    counts = _accounted(reports, listing, version, version_uri, work, input_uri, first=previous is None)
+    info = _dataset_info(
+        options,
+        root=root,
+        version=version,
+        input_uri=input_uri,
+        created_at=created_at,
+        label_map=label_map,
+        counts=counts,
+        reports=reports,
+        listing=listing,
+        previous=previous,
+        beam_info=beam_info,
+    )
     dataset_json = storage.join(version_uri, DATASET_JSON)
     storage.write_text(dataset_json, info.to_json() + "\n", if_absent=True)
     _cleanup(work)
@@ -589,10 +677,10 @@ def ingest(options: IngestOptions) -> IngestResult:
         created=True,
         parent_version=info.parent_version,
         counts=counts,
-        examples={k: v.examples for k, v in splits.items()},
+        examples={k: v.examples for k, v in info.splits.items()},
         num_classes=len(label_map),
-        new_classes=tuple(new_classes),
-        warnings=tuple(warnings),
+        new_classes=tuple(info.new_classes),
+        warnings=tuple(info.warnings),
         runner=beam_info.runner,
         seconds=seconds,
         warehouse_error=warehouse_error,

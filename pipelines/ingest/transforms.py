@@ -17,7 +17,7 @@ paid on every run. So reports go through one grouping instead of one combine per
 
 All DoFns live at module level and hold only small options, so multi-process and
 remote workers unpickle them by reference. TensorFlow is never imported: Examples are
-built by `records.encode_example`.
+built by `edgeloop.examples.encode` (`PreparedImage.example`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from apache_beam.pvalue import AsSingleton, DoOutputsTuple, PCollection, TaggedO
 
 from edgeloop import storage
 from edgeloop.errors import StorageError
+from edgeloop.tfrecord import TFRecordWriter
 
 from . import jsonl
 from .elements import (
@@ -52,7 +53,6 @@ from .elements import (
     ShardResult,
 )
 from .images import BadImage, ImageLimits, Reason, check_size, prepare_image, probe_image, sha256_hex, target_size
-from .records import TFRecordWriter, encode_example
 from .rules import (
     SplitRatios,
     assign_class_splits,
@@ -338,17 +338,8 @@ class WriteShardFn(beam.DoFn):
                     )  # fmt: skip
                     continue
                 writer.write(
-                    encode_example(
-                        {
-                            "image/encoded": prepared.jpeg,
-                            "image/format": b"jpeg",
-                            "image/height": prepared.height,
-                            "image/width": prepared.width,
-                            "image/class/label": index_of[photo.label],
-                            "image/class/text": photo.label,
-                            "image/sha256": photo.sha256,
-                            "image/source": photo.uri,
-                        }
+                    prepared.example(
+                        label=index_of[photo.label], text=photo.label, sha256=photo.sha256, source=photo.uri
                     )
                 )
                 per_class[photo.label] += 1

@@ -17,13 +17,11 @@ Three starts, each with its recipe (settings in `TrainSettings`):
   `fine_tune_layers` with BatchNorm frozen (keras-io's transfer-learning recipe).
 
 Also: `edgeloop train --dataset … [--warm-start runs/<id>]`. The reader of the Examples
-contract for other stages is `pipelines.train.data.split_arrays`. Importing this package
-does not import TensorFlow.
+contract for every stage is `edgeloop.examples`. Importing this package does not import
+TensorFlow.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from .errors import InvalidInput, NanLoss, TrainError
 from .options import EpochRecord, TrainOptions, TrainResult, new_run_id
@@ -37,15 +35,6 @@ def train(options: TrainOptions) -> TrainResult:
     return _train(options)
 
 
-def split_arrays(
-    dataset_uri: str, split: str = "eval", size: tuple[int, int] = (96, 96), limit: int | None = None
-) -> Any:
-    """One split as (uint8 images N×H×W×3, class indices, label names); see `pipelines.train.data`."""
-    from .data import split_arrays as _split_arrays
-
-    return _split_arrays(dataset_uri, split, size, limit)
-
-
 __all__ = [
     "AugmentSettings",
     "EpochRecord",
@@ -57,6 +46,5 @@ __all__ = [
     "TrainSettings",
     "get_train_settings",
     "new_run_id",
-    "split_arrays",
     "train",
 ]

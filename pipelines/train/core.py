@@ -8,7 +8,9 @@ whatever happens, so the warehouse explains runs that never produced a model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -21,11 +23,12 @@ from typing import Any
 import numpy as np
 
 from edge.manifest import InputSpec
-from edgeloop import storage, warehouse
+from edgeloop import examples, runs, storage, warehouse
 from edgeloop import tables as t
 from edgeloop.card import Lineage, ModelCard, read_card, write_card
 from edgeloop.errors import CardError
-from edgeloop.metrics import EvalReport, confusion_png, evaluate, macro_f1
+from edgeloop.metrics import EvalReport, confusion_png, evaluate
+from edgeloop.runs import RunFolder, RunFolderError
 from edgeloop.settings import get_settings
 from pipelines.train import compute, records
 from pipelines.train.errors import InvalidInput, NanLoss, TrainError
@@ -35,10 +38,6 @@ from pipelines.train.settings import TrainSettings
 from pipelines.train.source import DatasetView, open_dataset
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.keras"
-RUN_FILE = "run.json"
-SAVED_MODEL = "saved_model"
 
 
 def _now() -> dt.datetime:
@@ -61,7 +60,7 @@ def train(options: TrainOptions) -> TrainResult:
     s = options.settings
     run_id = options.run_id or new_run_id()
     runs_root = options.runs_root or str(get_settings().path("runs"))
-    run_dir = storage.join(runs_root, run_id)
+    run_dir = RunFolder.of(runs_root, run_id).uri
     started = _now()
     t0 = time.monotonic()
     row: dict[str, Any] = {
@@ -73,7 +72,7 @@ def train(options: TrainOptions) -> TrainResult:
         "backbone_source": _backbone_source(options),
         "code_commit": records.code_commit(),
         "settings": {**s.model_dump(mode="json"), "dataset": options.dataset, "warm_start": options.warm_start},
-        "model_uri": storage.join(run_dir, MODEL_FILE),
+        "model_uri": RunFolder(run_dir).model,
     }
     _upsert(options.warehouse, t.TRAINING_RUNS, [row])
     log.info("run %s: training on %s (%s)", run_id, options.dataset, row["backbone_source"])
@@ -99,27 +98,16 @@ def _backbone_source(options: TrainOptions) -> str:
     return f"file:{options.weights}"
 
 
-def _parent_files(uri: str) -> tuple[str, str]:
-    """(model.keras URI, folder holding model_card.json) of a warm-start source."""
-    uri = str(uri).rstrip("/")
-    if uri.endswith(".keras"):
-        return uri, uri.rsplit("/", 1)[0] if "/" in uri else "."
-    model = storage.join(uri, MODEL_FILE)
-    if not storage.exists(model):
-        raise InvalidInput(
-            f"warm-start source {uri!r} holds no {MODEL_FILE}; pass a run folder (workspace/runs/<id>) "
-            "or a .keras file from an earlier edgeloop run"
-        )
-    return model, uri
-
-
 def _read_parent(uri: str) -> tuple[str, ModelCard]:
-    model_uri, folder = _parent_files(uri)
     try:
-        card = read_card(folder)
+        parent = RunFolder.resolve(uri, "warm-start source")
+    except RunFolderError as exc:
+        raise InvalidInput(str(exc)) from None
+    try:
+        card = read_card(parent.uri)
     except CardError as exc:
         raise InvalidInput(f"warm-start source {uri!r}: {exc}") from None
-    return model_uri, card
+    return parent.model, card
 
 
 def _check_counts(view: DatasetView, eval_labels: np.ndarray) -> list[int]:
@@ -160,11 +148,10 @@ def record_run(run_dir: str, warehouse_url: str | None = None) -> None:
     Rows are keyed by run id (and phase/epoch, label), so recording a run twice changes
     nothing; this also backfills a fresh warehouse from run folders.
     """
-    row = json.loads(storage.read_text(storage.join(run_dir, RUN_FILE)))
-    history = [
-        EpochRecord.model_validate(h) for h in json.loads(storage.read_text(storage.join(run_dir, "history.json")))
-    ]
-    report = EvalReport.model_validate_json(storage.read_text(storage.join(run_dir, "eval.json")))
+    run = RunFolder(run_dir)
+    row = json.loads(storage.read_text(run.run))
+    history = [EpochRecord.model_validate(h) for h in json.loads(storage.read_text(run.history))]
+    report = EvalReport.model_validate_json(storage.read_text(run.eval))
     at = dt.datetime.fromisoformat(row["finished_at"])
     with warehouse.connect(warehouse_url) as wh:
         wh.upsert(t.EPOCH_METRICS, records.epoch_rows(row["run_id"], history, at))
@@ -172,80 +159,131 @@ def record_run(run_dir: str, warehouse_url: str | None = None) -> None:
         wh.upsert(t.TRAINING_RUNS, [row])
 
 
-def _train(
-    options: TrainOptions, run_id: str, run_dir: str, row: dict[str, Any], history: list[EpochRecord], t0: float
-) -> TrainResult:
-    import keras
+def _warm_start_parent(
+    options: TrainOptions, labels: list[str], run_id: str, notes: list[str]
+) -> tuple[str, LabelMapChange] | None:
+    """(parent model URI, label map change) of a warm start, checked; None when training from scratch."""
+    if not options.warm_start:
+        return None
+    parent_uri, parent_card = _read_parent(options.warm_start)
+    change = compare_label_maps(parent_card.labels, labels)
+    check_warm_start(change, allow_removed=options.allow_removed_classes, parent=options.warm_start)
+    if change.removed:
+        notes.append(f"classes removed since the parent model (allowed by flag): {list(change.removed)}")
+        log.warning("run %s: %s", run_id, notes[-1])
+    if change.added:
+        log.info("run %s: %d new class(es): %s", run_id, len(change.added), list(change.added))
+    return parent_uri, change
 
-    from pipelines.train import data
-    from pipelines.train import model as m
 
-    s = options.settings
-    view = open_dataset(options.dataset)
-    row.update(dataset_version=view.version, n_classes=len(view.labels))
-    labels = list(view.labels)
-    notes: list[str] = []
+def _pretrained(options: TrainOptions) -> bool:
+    return options.warm_start is not None or options.weights != "none"
 
-    parent_uri: str | None = None
-    change: LabelMapChange | None = None
-    if options.warm_start:
-        parent_uri, parent_card = _read_parent(options.warm_start)
-        change = compare_label_maps(parent_card.labels, labels)
-        check_warm_start(change, allow_removed=options.allow_removed_classes, parent=options.warm_start)
-        if change.removed:
-            notes.append(f"classes removed since the parent model (allowed by flag): {list(change.removed)}")
-            log.warning("run %s: %s", run_id, notes[-1])
-        if change.added:
-            log.info("run %s: %d new class(es): %s", run_id, len(change.added), list(change.added))
 
-    data.configure_tf(threads=s.threads, seed=s.seed, deterministic=s.deterministic)
-    used = compute.resolve(s)
-    row["settings"]["compute"] = used.model_dump(mode="json")
-    log.info("run %s: precision %s, XLA %s", run_id, used.precision, "on" if used.jit_compile else "off")
-    size = (s.size, s.size)
-    with data.local_shards(list(view.shards["eval"])) as eval_paths:
-        eval_x, eval_y = data.arrays(eval_paths, size)
-    train_counts = _check_counts(view, eval_y)
-
-    pretrained = options.warm_start is not None or options.weights != "none"
+def _live_batchnorm(options: TrainOptions) -> bool:
     # An edgeloop parent learned these very products, BatchNorm statistics included: its whole
     # network goes on training with live statistics. A foreign backbone (imagenet, a weights
     # file) keeps its statistics frozen and fine-tunes only its top layers (keras-io's recipe).
-    live_bn = options.warm_start is not None or not pretrained
+    return options.warm_start is not None or not _pretrained(options)
+
+
+def _build(options: TrainOptions, n_classes: int, policy: str, weights: str | None) -> Any:
+    from pipelines.train import model as m
+
+    s = options.settings
+    live_bn = _live_batchnorm(options)
+    # The policy is global in Keras: set while building this model only, restored after.
+    with m.precision(policy):
+        built = m.build_model(
+            n_classes, alpha=s.alpha, size=s.size, dropout=s.dropout, weights=weights, pretrained=not live_bn
+        )
+    if live_bn:
+        m.fast_batchnorm(built)
+    return built
+
+
+def _initial_model(
+    options: TrainOptions, n_classes: int, policy: str, parent: tuple[str, LabelMapChange] | None
+) -> Any:
+    """The model before its first epoch: built on the run's backbone weights, or carrying the parent's."""
+    from pipelines.train import model as m
+
     with contextlib.ExitStack() as stack:
-        weights: str | None = None
-        if not options.warm_start and options.weights == "imagenet":
-            weights = "imagenet"
-        elif not options.warm_start and options.weights != "none":
-            if not storage.exists(options.weights):
-                raise InvalidInput(f"backbone weights file {options.weights!r} does not exist; check the path")
-            weights = str(stack.enter_context(storage.local_copy(options.weights)))
+        model = _build(options, n_classes, policy, _backbone_weights(options, stack))
+    if parent is not None:
+        parent_uri, change = parent
+        m.warm_start(model, runs.load_model(parent_uri), dict(change.carried))
+    return model
 
-        def build(policy: str, weights: str | None) -> Any:
-            # The policy is global in Keras: set while building this model only, restored after.
-            with m.precision(policy):
-                built = m.build_model(
-                    len(labels), alpha=s.alpha, size=s.size, dropout=s.dropout, weights=weights, pretrained=not live_bn
-                )
-            if live_bn:
-                m.fast_batchnorm(built)
-            return built
 
-        model = build(used.precision, weights)
-    if parent_uri is not None and change is not None:
-        m.warm_start(model, m.load_model(parent_uri), dict(change.carried))
+def _backbone_weights(options: TrainOptions, stack: contextlib.ExitStack) -> str | None:
+    """None, "imagenet", or a local copy of the weights file (kept while `stack` is open)."""
+    if options.warm_start or options.weights == "none":
+        return None
+    if options.weights == "imagenet":
+        return "imagenet"
+    if not storage.exists(options.weights):
+        raise InvalidInput(f"backbone weights file {options.weights!r} does not exist; check the path")
+    return str(stack.enter_context(storage.local_copy(options.weights)))
 
-    shards = list(view.shards["train"])
+
+@dataclasses.dataclass(frozen=True)
+class _Phase:
+    """One `fit` of a recipe: the backbone layers that train (None: none, 0: all), for how long, how fast."""
+
+    name: str
+    unfreeze: int | None
+    epochs: int
+    learning_rate: float
+    setting: str  # the learning-rate setting, named when the loss goes NaN
+
+
+def _phases(options: TrainOptions) -> list[_Phase]:
+    """The recipe of this start (see `pipelines.train`): from scratch, a warm start, or a foreign backbone."""
+    s = options.settings
+    if not _pretrained(options):
+        return [_Phase("train", 0, s.epochs, s.learning_rate, "learning_rate")]
+    recipe = [_Phase("head", None, s.head_epochs, s.head_learning_rate, "head_learning_rate")] if s.head_epochs else []
+    if options.warm_start:
+        recipe.append(
+            _Phase("finetune", 0, s.warm_start_epochs, s.warm_start_learning_rate, "warm_start_learning_rate")
+        )
+    else:
+        recipe.append(
+            _Phase("finetune", s.fine_tune_layers, s.epochs, s.fine_tune_learning_rate, "fine_tune_learning_rate")
+        )
+    return recipe
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fit:
+    """What every phase of one run's training shares."""
+
+    options: TrainOptions
+    run_id: str
+    used: compute.Compute
+    eval_x: np.ndarray
+    eval_y: np.ndarray
+    n_classes: int
+    history: list[EpochRecord]
+
+
+def _fit(fit: _Fit, model: Any, view: DatasetView, train_counts: list[int]) -> None:
+    """Train `model` in place on the train split, phase by phase."""
+    from pipelines.train import data
+
+    s = fit.options.settings
+    size = (s.size, s.size)
     n_train = sum(train_counts) or None
-    with data.local_shards(shards) as train_paths:
+    with examples.local_shards(list(view.shards["train"])) as train_paths:
         if n_train is None:
-            n_train = int(data.decoded_dataset(train_paths, size).reduce(0, lambda n, _: n + 1))
+            n_train = int(examples.decoded_dataset(train_paths, size).reduce(0, lambda n, _: n + 1))
         fits = n_train * s.size * s.size * 3 <= s.cache_limit_mb * (1 << 20)
         cache = s.cache == "memory" or (s.cache == "auto" and fits)
         train_ds = data.training_dataset(
             train_paths,
             size=size,
-            n_classes=len(labels),
+            n_classes=fit.n_classes,
             batch_size=s.batch_size,
             seed=s.seed,
             augment=s.augment,
@@ -254,63 +292,75 @@ def _train(
         )
         steps = math.ceil(n_train / s.batch_size)
         weights_by_class = class_weights(train_counts) if s.class_weights and any(train_counts) else None
-        phases: list[tuple[str, int | None, int, float]] = []
-        if pretrained:
-            if s.head_epochs:
-                phases.append(("head", None, s.head_epochs, s.head_learning_rate))
-            if options.warm_start:
-                phases.append(("finetune", 0, s.warm_start_epochs, s.warm_start_learning_rate))
-            else:
-                phases.append(("finetune", s.fine_tune_layers, s.epochs, s.fine_tune_learning_rate))
-        else:
-            phases.append(("train", 0, s.epochs, s.learning_rate))
-        for phase, unfreeze, epochs, lr in phases:
-            m.set_trainable(model, backbone_layers=unfreeze, freeze_batchnorm=not live_bn)
-            warmup = min(s.warmup_epochs, max(0, epochs - 1)) * steps if phase != "head" else 0
-            schedule = keras.optimizers.schedules.CosineDecay(
-                initial_learning_rate=lr if not warmup else lr * 0.1,
-                decay_steps=max(1, epochs * steps - warmup),
-                alpha=0.01,
-                warmup_target=lr if warmup else None,
-                warmup_steps=warmup,
-            )
-            model.compile(
-                optimizer=keras.optimizers.Adam(schedule),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
-                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                jit_compile=used.jit_compile,
-            )
-            # Slots made now, not inside the first traced step: creating variables there makes
-            # tf.function trace the whole train step twice (~30 s per phase on 2 cores).
-            model.optimizer.build(model.trainable_variables)
-            monitor = _monitor(phase, eval_x, eval_y, len(labels), s, history, epochs, options, run_id)
-            model.fit(
-                train_ds, epochs=epochs, class_weight=weights_by_class, callbacks=[monitor], verbose=0, shuffle=False
-            )
-            if monitor.nan:
-                finetune = "warm_start_learning_rate" if options.warm_start else "fine_tune_learning_rate"
-                setting = {"head": "head_learning_rate", "finetune": finetune}.get(phase, "learning_rate")
-                raise NanLoss(
-                    f"loss became {monitor.nan_value} in the {phase} phase at epoch {monitor.nan_epoch} "
-                    f"(learning rate {lr:g}); lower the learning rate (EDGELOOP_TRAIN_{setting.upper()}) "
-                    "and check the data"
-                )
-            log.info("run %s: %s phase done, best eval macro F1 %.4f", run_id, phase, monitor.best_f1)
+        for phase in _phases(fit.options):
+            _fit_phase(fit, model, train_ds, phase, steps, weights_by_class)
 
-    if used.precision != "float32":
-        # The saved model must compute in float32 (conversion and devices expect it): same weights,
-        # float32 layers. Mixed precision keeps its variables in float32, so nothing is rounded.
-        trained, model = model, build("float32", None)
-        model.set_weights(trained.get_weights())
-    probs = m.predict(model, eval_x)
-    report = evaluate(probs, eval_y, labels)
-    finished = _now()
-    duration = time.monotonic() - t0
-    card = ModelCard(
+
+def _fit_phase(
+    fit: _Fit, model: Any, train_ds: Any, phase: _Phase, steps: int, weights_by_class: dict[int, float] | None
+) -> None:
+    import keras
+
+    from pipelines.train import model as m
+    from pipelines.train.monitor import Monitor
+
+    s = fit.options.settings
+    m.set_trainable(model, backbone_layers=phase.unfreeze, freeze_batchnorm=not _live_batchnorm(fit.options))
+    lr, epochs = phase.learning_rate, phase.epochs
+    warmup = min(s.warmup_epochs, max(0, epochs - 1)) * steps if phase.name != "head" else 0
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr if not warmup else lr * 0.1,
+        decay_steps=max(1, epochs * steps - warmup),
+        alpha=0.01,
+        warmup_target=lr if warmup else None,
+        warmup_steps=warmup,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=fit.used.jit_compile,
+    )
+    # Slots made now, not inside the first traced step: creating variables there makes
+    # tf.function trace the whole train step twice (~30 s per phase on 2 cores).
+    model.optimizer.build(model.trainable_variables)
+    on_epoch = functools.partial(_epoch_ended, fit.options, fit.run_id, epochs)
+    monitor = Monitor(phase.name, fit.eval_x, fit.eval_y, fit.n_classes, s, epochs, fit.history, on_epoch)
+    model.fit(train_ds, epochs=epochs, class_weight=weights_by_class, callbacks=[monitor], verbose=0, shuffle=False)
+    if monitor.nan:
+        raise NanLoss(
+            f"loss became {monitor.nan_value} in the {phase.name} phase at epoch {monitor.nan_epoch} "
+            f"(learning rate {lr:g}); lower the learning rate (EDGELOOP_TRAIN_{phase.setting.upper()}) "
+            "and check the data"
+        )
+    log.info("run %s: %s phase done, best eval macro F1 %.4f", fit.run_id, phase.name, monitor.best_f1)
+
+
+def _epoch_ended(options: TrainOptions, run_id: str, epochs: int, record: EpochRecord) -> None:
+    # Written as each epoch ends, so a long run can be followed (and a crash explained) in SQL.
+    # The run's first write made the tables; checking them again costs ~0.3 s an epoch.
+    _upsert(options.warehouse, t.EPOCH_METRICS, records.epoch_rows(run_id, [record], _now()), ensure=False)
+    if options.progress is not None:
+        options.progress(record, epochs)
+
+
+def _card(
+    options: TrainOptions,
+    run_id: str,
+    view: DatasetView,
+    report: EvalReport,
+    used: compute.Compute,
+    notes: list[str],
+    code_commit: str | None,
+    backbone_source: str,
+    created_at: dt.datetime,
+) -> ModelCard:
+    s = options.settings
+    return ModelCard(
         name=options.model_name,
         version=run_id,
-        created_at=finished,
-        labels=labels,
+        created_at=created_at,
+        labels=list(view.labels),
         input=InputSpec(height=s.size, width=s.size, dtype="float32"),
         metrics={
             "accuracy": report.accuracy,
@@ -324,9 +374,9 @@ def _train(
             dataset_version=view.version,
             dataset_uri=view.uri,
             run_id=run_id,
-            code_commit=row["code_commit"],
+            code_commit=code_commit,
             parent_model=options.warm_start,
-            backbone_source=row["backbone_source"],
+            backbone_source=backbone_source,
         ),
         training={
             "backbone": backbone_name(s),
@@ -335,15 +385,53 @@ def _train(
             "notes": notes,
         },
     )
+
+
+def _save(run_dir: str, model: Any, card: ModelCard, report: EvalReport, history: list[EpochRecord]) -> RunFolder:
+    """The run folder's model, card, eval report, confusion matrix and history."""
+    folder = RunFolder(run_dir)
     with _local_dir(run_dir) as out:
-        model.save(out / MODEL_FILE)
-        model.export(str(out / SAVED_MODEL), format="tf_saved_model", verbose=False)
+        model.save(out / runs.MODEL)
+        model.export(str(out / runs.SAVED_MODEL), format="tf_saved_model", verbose=False)
     write_card(run_dir, card)
-    storage.write_text(storage.join(run_dir, "eval.json"), report.model_dump_json(indent=2) + "\n")
-    storage.write_bytes(storage.join(run_dir, "confusion.png"), confusion_png(report))
-    storage.write_text(
-        storage.join(run_dir, "history.json"), json.dumps([h.model_dump() for h in history], indent=2) + "\n"
-    )
+    storage.write_text(folder.eval, report.model_dump_json(indent=2) + "\n")
+    storage.write_bytes(folder.confusion, confusion_png(report))
+    storage.write_text(folder.history, json.dumps([h.model_dump() for h in history], indent=2) + "\n")
+    return folder
+
+
+def _train(
+    options: TrainOptions, run_id: str, run_dir: str, row: dict[str, Any], history: list[EpochRecord], t0: float
+) -> TrainResult:
+    from pipelines.train import data
+
+    s = options.settings
+    view = open_dataset(options.dataset)
+    row.update(dataset_version=view.version, n_classes=len(view.labels))
+    labels = list(view.labels)
+    notes: list[str] = []
+    parent = _warm_start_parent(options, labels, run_id, notes)
+
+    data.configure_tf(threads=s.threads, seed=s.seed, deterministic=s.deterministic)
+    used = compute.resolve(s)
+    row["settings"]["compute"] = used.model_dump(mode="json")
+    log.info("run %s: precision %s, XLA %s", run_id, used.precision, "on" if used.jit_compile else "off")
+    with examples.local_shards(list(view.shards["eval"])) as eval_paths:
+        eval_x, eval_y = examples.arrays(eval_paths, (s.size, s.size))
+    train_counts = _check_counts(view, eval_y)
+
+    model = _initial_model(options, len(labels), used.precision, parent)
+    _fit(_Fit(options, run_id, used, eval_x, eval_y, len(labels), history), model, view, train_counts)
+    if used.precision != "float32":
+        # The saved model must compute in float32 (conversion and devices expect it): same weights,
+        # float32 layers. Mixed precision keeps its variables in float32, so nothing is rounded.
+        trained, model = model, _build(options, len(labels), "float32", None)
+        model.set_weights(trained.get_weights())
+    report = evaluate(runs.predict(model, eval_x), eval_y, labels)
+    finished = _now()
+    duration = time.monotonic() - t0
+    card = _card(options, run_id, view, report, used, notes, row["code_commit"], row["backbone_source"], finished)
+    folder = _save(run_dir, model, card, report, history)
 
     row.update(
         status="succeeded",
@@ -356,7 +444,7 @@ def _train(
         macro_f1=report.macro_f1,
         ece=report.ece,
     )
-    storage.write_text(storage.join(run_dir, RUN_FILE), json.dumps(row, indent=2, default=str) + "\n")
+    storage.write_text(folder.run, json.dumps(row, indent=2, default=str) + "\n")
     record_run(run_dir, options.warehouse)
     log.info(
         "run %s succeeded in %.0f s: accuracy %.4f, macro F1 %.4f", run_id, duration, report.accuracy, report.macro_f1
@@ -371,114 +459,6 @@ def _train(
         eval=report,
         history=history,
         duration_s=duration,
-        model_uri=storage.join(run_dir, MODEL_FILE),
-        saved_model_uri=storage.join(run_dir, SAVED_MODEL),
+        model_uri=folder.model,
+        saved_model_uri=folder.saved_model,
     )
-
-
-def _monitor(
-    phase: str,
-    eval_x: np.ndarray,
-    eval_y: np.ndarray,
-    n_classes: int,
-    s: TrainSettings,
-    history: list[EpochRecord],
-    epochs: int,
-    options: TrainOptions,
-    run_id: str,
-) -> Any:
-    """A Keras callback: eval metrics each epoch, early stopping with best-weight restore, NaN stop."""
-    import keras
-
-    from pipelines.train.model import predict
-
-    class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.nan = False
-            self.nan_value = ""
-            self.nan_epoch = 0
-            self.best: float | None = None
-            self.best_f1 = 0.0
-            self.best_weights: list[Any] | None = None
-            self.best_epoch = 0
-            self.last_eval: int | None = None  # epoch of the latest eval
-            self.started = 0.0
-
-        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            self.started = time.monotonic()
-
-        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-            loss = float((logs or {}).get("loss", 0.0))
-            if not math.isfinite(loss):
-                self.nan, self.nan_value = True, str(loss)
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            logs = logs if logs is not None else {}
-            loss = float(logs.get("loss", float("nan")))
-            if not math.isfinite(loss):
-                self.nan, self.nan_value = True, str(loss)
-            record = EpochRecord(
-                phase=phase,  # type: ignore[arg-type]
-                epoch=epoch + 1,
-                loss=loss if math.isfinite(loss) else None,
-                accuracy=_finite(logs.get("accuracy")),
-                val_loss=None,
-                val_accuracy=None,
-                val_macro_f1=None,
-                learning_rate=_finite(np.asarray(self.model.optimizer.learning_rate)),
-                duration_s=0.0,
-            )
-            if self.nan:
-                self.nan_epoch = epoch + 1
-                self.model.stop_training = True
-            elif self._eval_due(epoch + 1):
-                probs = predict(self.model, eval_x)
-                picked = np.clip(probs[np.arange(len(eval_y)), eval_y], 1e-7, 1.0)
-                record.val_loss = _finite(-np.log(picked).mean())
-                record.val_accuracy = float(np.mean(probs.argmax(1) == eval_y))
-                record.val_macro_f1 = macro_f1(eval_y, probs.argmax(1), n_classes)
-                logs.update(
-                    val_loss=record.val_loss, val_accuracy=record.val_accuracy, val_macro_f1=record.val_macro_f1
-                )
-                self._early_stop(record)
-            record.duration_s = time.monotonic() - self.started
-            history.append(record)
-            # Written as each epoch ends, so a long run can be followed (and a crash explained) in SQL.
-            # The run's first write made the tables; checking them again costs ~0.3 s an epoch.
-            _upsert(options.warehouse, t.EPOCH_METRICS, records.epoch_rows(run_id, [record], _now()), ensure=False)
-            if options.progress is not None:
-                options.progress(record, epochs)
-
-        def _eval_due(self, epoch: int) -> bool:
-            # Every epoch while the curve climbs (the first half of the schedule); then every eval_every
-            # epochs, each eval being a full pass over the eval split. The last epoch always.
-            if epoch >= epochs or epoch <= epochs // 2 or self.last_eval is None:
-                return True
-            return epoch - self.last_eval >= s.eval_every
-
-        def _early_stop(self, record: EpochRecord) -> None:
-            f1 = record.val_macro_f1 or 0.0
-            self.last_eval = record.epoch
-            score = f1 if s.early_stopping_metric == "val_macro_f1" else -(record.val_loss or math.inf)
-            if self.best is None or score > self.best + 1e-6:
-                self.best, self.best_f1, self.best_epoch = score, f1, record.epoch
-                self.best_weights = self.model.get_weights()
-            elif record.epoch - self.best_epoch >= s.patience:
-                self.model.stop_training = True
-            if s.target_macro_f1 is not None and f1 >= s.target_macro_f1:
-                self.model.stop_training = True
-
-        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-            if self.best_weights is not None and not self.nan:
-                self.model.set_weights(self.best_weights)
-
-    return Monitor()
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None

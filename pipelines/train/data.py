@@ -1,10 +1,4 @@
-"""The reader of the Examples contract: TFRecord shards -> `tf.data`, and eval splits -> numpy.
-
-Every consumer of ingest's shards (training, the gate, conversion's parity checks and
-int8 representative data) reads images through `decode_image` so pixels are identical
-everywhere: the JPEG decoded to RGB, resized bilinearly (antialiased, like Pillow's
-`BILINEAR`, which is what `edge.runtime` uses on devices) to exactly H×W with no aspect
-crop, and rounded to uint8 values. Models take those raw 0..255 values as float32.
+"""Training's input pipeline: the decoded Examples (`edgeloop.examples`) shuffled, augmented and batched.
 
 Augmentation runs here, in the input pipeline, rather than as layers of the model: the
 saved and exported model then holds no random ops at all, so conversion (TFLite, ONNX)
@@ -17,23 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from edgeloop import storage
+from edgeloop.examples import decoded_dataset
 from pipelines.train.settings import AugmentSettings
 
 log = logging.getLogger(__name__)
-
-FEATURES = {
-    "image/encoded": ("string", ""),
-    "image/class/label": ("int64", -1),
-}
 
 
 def configure_tf(*, threads: int = 0, seed: int | None = None, deterministic: bool = False) -> None:
@@ -50,61 +34,6 @@ def configure_tf(*, threads: int = 0, seed: int | None = None, deterministic: bo
         keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-
-
-def decode_image(encoded: Any, size: tuple[int, int]) -> Any:
-    """JPEG bytes -> H×W×3 uint8 tensor, resized the way devices resize."""
-    import tensorflow as tf
-
-    image = tf.io.decode_jpeg(encoded, channels=3)
-    image = tf.image.resize(image, size, method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-
-
-def _parse(serialized: Any, size: tuple[int, int]) -> tuple[Any, Any]:
-    import tensorflow as tf
-
-    features = tf.io.parse_single_example(
-        serialized,
-        {
-            "image/encoded": tf.io.FixedLenFeature([], tf.string),
-            "image/class/label": tf.io.FixedLenFeature([], tf.int64),
-        },
-    )
-    return decode_image(features["image/encoded"], size), tf.cast(features["image/class/label"], tf.int32)
-
-
-@contextlib.contextmanager
-def local_shards(shards: Sequence[str]) -> Iterator[list[str]]:
-    """Shard paths TF can open: local ones as they are, remote ones staged to a temp folder."""
-    if all(storage.is_local(s) for s in shards):
-        yield [str(storage.local_path(s)) for s in shards]
-        return
-    with tempfile.TemporaryDirectory(prefix="edgeloop-shards-") as tmp:
-        out = []
-        for i, shard in enumerate(shards):
-            target = Path(tmp) / f"{i:05d}-{shard.rsplit('/', 1)[-1]}"
-            if storage.is_local(shard):
-                out.append(str(storage.local_path(shard)))
-            else:
-                storage.download(shard, target)
-                out.append(str(target))
-        yield out
-
-
-def decoded_dataset(paths: Sequence[str], size: tuple[int, int]) -> Any:
-    """(uint8 image, int32 label) pairs in shard order, read with a parallel interleave."""
-    import tensorflow as tf
-
-    autotune = tf.data.AUTOTUNE
-    files = tf.data.Dataset.from_tensor_slices(list(paths))
-    records = files.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
-        cycle_length=max(1, min(4, len(paths))),
-        num_parallel_calls=autotune,
-        deterministic=True,  # same order every run: needed for reproducible shuffles
-    )
-    return records.map(lambda r: _parse(r, size), num_parallel_calls=autotune, deterministic=True)
 
 
 def augment_batch(images: Any, seed: Any, settings: AugmentSettings) -> Any:
@@ -211,42 +140,3 @@ def training_dataset(
 
     ds = ds.map(to_model, num_parallel_calls=autotune, deterministic=True)
     return ds.prefetch(autotune)
-
-
-def arrays(
-    paths: Sequence[str], size: tuple[int, int], limit: int | None = None
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """A split as numpy arrays, in shard order."""
-    ds = decoded_dataset(paths, size)
-    if limit is not None:
-        ds = ds.take(limit)
-    images, labels = [], []
-    for batch_images, batch_labels in ds.batch(256).as_numpy_iterator():
-        images.append(batch_images)
-        labels.append(batch_labels)
-    if not images:
-        return np.zeros((0, *size, 3), dtype=np.uint8), np.zeros((0,), dtype=np.int64)
-    return np.concatenate(images).astype(np.uint8), np.concatenate(labels).astype(np.int64)
-
-
-def split_arrays(
-    dataset_uri: str,
-    split: str = "eval",
-    size: tuple[int, int] = (96, 96),
-    limit: int | None = None,
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], list[str]]:
-    """One split of a dataset version as (uint8 images N×H×W×3, class indices, label names).
-
-    The images are exactly what a device feeds the model (see the module docstring);
-    conversion uses this for parity checks and int8 representative data.
-    """
-    from pipelines.train.errors import InvalidInput
-    from pipelines.train.source import open_dataset
-
-    view = open_dataset(dataset_uri)
-    shards = view.shards.get(split)
-    if not shards:
-        raise InvalidInput(f"dataset {dataset_uri!r} has no {split!r} split; it has {sorted(view.shards)}")
-    with local_shards(shards) as paths:
-        images, labels = arrays(paths, size, limit)
-    return images, labels, list(view.labels)

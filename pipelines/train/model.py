@@ -132,22 +132,3 @@ def warm_start(model: Any, parent: Any, carried: dict[int, int]) -> None:
     new_kernel, new_bias = head_weights(model)
     kernel, bias = carry_over_head(old_kernel, old_bias, new_kernel, new_bias, carried)
     model.get_layer(HEAD).set_weights([kernel, bias])
-
-
-def load_model(uri: str) -> Any:
-    """A saved edgeloop `.keras` model from any storage URI."""
-    import keras
-
-    from edgeloop import storage
-
-    with storage.local_copy(uri) as path:
-        return keras.models.load_model(path, compile=False)
-
-
-def predict(model: Any, images: Any, batch_size: int = 64) -> Any:
-    """Probabilities for uint8 or float images (values 0..255), through Keras' compiled predict step."""
-    import numpy as np
-
-    if len(images) == 0:
-        return np.zeros((0, model.output_shape[-1]), dtype="float32")
-    return np.asarray(model.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0))

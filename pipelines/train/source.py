@@ -1,6 +1,6 @@
 """What training needs to know about a dataset version, read without TensorFlow.
 
-Ingest owns `dataset.json` and its reader (`pipelines.ingest.dataset`); this module
+`dataset.json` and its reader are the kernel's contract (`edgeloop.dataset`); this module
 adapts it into the few facts training uses and turns its errors into `InvalidInput`, so
 a missing or unreadable version ends the run with status `invalid_input`. Shard lists
 always come from `dataset.json` (incremental versions reference earlier versions'
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from edgeloop.dataset import DatasetVersionError, load_dataset_info
 from pipelines.train.errors import InvalidInput
 
 
@@ -33,9 +34,6 @@ class DatasetView:
 
 def open_dataset(uri: str) -> DatasetView:
     """Read a dataset version folder; `InvalidInput` when it does not exist or cannot be trained on."""
-    from pipelines.ingest.dataset import load_dataset_info
-    from pipelines.ingest.errors import DatasetVersionError
-
     uri = str(uri).rstrip("/")
     try:
         info = load_dataset_info(uri)

@@ -37,7 +37,8 @@ def worse_run(train_env: TrainEnv, runs: Runs) -> str:
     least 2 * recall - 1 of its recall whatever the base model's quality.
     """
     from edgeloop.card import read_card, write_card
-    from pipelines.train.model import HEAD, load_model
+    from edgeloop.runs import load_model
+    from pipelines.train.model import HEAD
 
     src = Path(runs.base.run_dir)
     dst = Path(train_env.runs) / "worse-run"

@@ -13,11 +13,12 @@ import pytest
 from PIL import Image
 
 from edgeloop import storage, synth
+from edgeloop.dataset import DatasetInfo
+from edgeloop.tfrecord import decode_example, read_tfrecords
 from pipelines.ingest import IngestOptions, IngestResult, ingest, load_dataset_info
-from pipelines.ingest.dataset import DatasetInfo, list_versions
 from pipelines.ingest.jsonl import read_jsonl
-from pipelines.ingest.records import decode_example, read_tfrecords
 from pipelines.ingest.rules import SplitRatios, split_by_hash
+from pipelines.ingest.versions import list_versions
 
 pytestmark = [pytest.mark.beam, pytest.mark.slow]
 

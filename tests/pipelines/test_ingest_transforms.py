@@ -21,6 +21,7 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner  # noqa: E40
 from apache_beam.testing import test_pipeline  # noqa: E402
 from apache_beam.testing.util import assert_that, equal_to  # noqa: E402
 
+from edgeloop.tfrecord import decode_example, read_tfrecords  # noqa: E402
 from pipelines.ingest.elements import (  # noqa: E402
     DEAD_LETTERS,
     DUPLICATES,
@@ -33,7 +34,6 @@ from pipelines.ingest.elements import (  # noqa: E402
     ShardResult,
 )
 from pipelines.ingest.images import ImageLimits  # noqa: E402
-from pipelines.ingest.records import decode_example, read_tfrecords  # noqa: E402
 from pipelines.ingest.rules import SplitRatios, assign_class_splits  # noqa: E402
 from pipelines.ingest.transforms import (  # noqa: E402
     REPORT,

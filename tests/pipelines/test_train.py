@@ -71,8 +71,8 @@ def test_base_run_writes_every_artifact_and_row(train_env: TrainEnv, runs: Runs)
 def test_exported_savedmodel_takes_raw_pixels_and_matches_keras(train_env: TrainEnv, runs: Runs) -> None:
     import tensorflow as tf
 
-    from pipelines.train.data import split_arrays
-    from pipelines.train.model import load_model, predict
+    from edgeloop.examples import split_arrays
+    from edgeloop.runs import load_model, predict
 
     images, _, names = split_arrays(train_env.v1, size=(96, 96), limit=8)
     assert images.dtype == np.uint8 and images.shape == (8, 96, 96, 3) and names == runs.base.labels
@@ -92,7 +92,7 @@ def test_split_arrays_resize_like_the_edge_runtime(train_env: TrainEnv) -> None:
     import tensorflow as tf
     from PIL import Image
 
-    from pipelines.train.data import split_arrays
+    from edgeloop.examples import split_arrays
     from pipelines.train.source import open_dataset
 
     images, _, _ = split_arrays(train_env.v1, size=(64, 64), limit=4)
@@ -123,9 +123,10 @@ def test_warm_start_grows_the_label_map_and_keeps_old_classes(train_env: TrainEn
 
 
 def test_warm_start_carries_backbone_and_head_by_index(train_env: TrainEnv, runs: Runs) -> None:
-    from pipelines.train.data import split_arrays
+    from edgeloop.examples import split_arrays
+    from edgeloop.runs import load_model, predict
     from pipelines.train.labels import compare_label_maps
-    from pipelines.train.model import BACKBONE, HEAD, build_model, load_model, predict, warm_start
+    from pipelines.train.model import BACKBONE, HEAD, build_model, warm_start
 
     parent = load_model(runs.base.model_uri)
     child = build_model(5, alpha=0.35, size=96, dropout=0.2, weights=None, pretrained=True)

@@ -196,3 +196,26 @@ def test_xla_is_recorded_off_under_op_determinism() -> None:
     # Keras quietly drops jit_compile when op determinism is on; the record says what really ran.
     assert resolve(TrainSettings(jit_compile=True, deterministic=True), PLAIN_CPU).jit_compile is False
     assert resolve(TrainSettings(jit_compile=True, deterministic=False), PLAIN_CPU).jit_compile is True
+
+
+def test_each_start_has_its_recipe_of_phases() -> None:
+    from pipelines.train.core import _phases
+    from pipelines.train.options import TrainOptions
+
+    s = TrainSettings(epochs=9, head_epochs=2, warm_start_epochs=4, fine_tune_layers=30)
+
+    def recipe(**kw: object) -> list[tuple[str, int | None, int, float, str]]:
+        options = TrainOptions(dataset="d", settings=s, **kw)  # type: ignore[arg-type]
+        return [(p.name, p.unfreeze, p.epochs, p.learning_rate, p.setting) for p in _phases(options)]
+
+    assert recipe() == [("train", 0, 9, s.learning_rate, "learning_rate")]
+    assert recipe(warm_start="runs/a") == [
+        ("head", None, 2, s.head_learning_rate, "head_learning_rate"),
+        ("finetune", 0, 4, s.warm_start_learning_rate, "warm_start_learning_rate"),
+    ]
+    assert recipe(weights="imagenet") == [
+        ("head", None, 2, s.head_learning_rate, "head_learning_rate"),
+        ("finetune", 30, 9, s.fine_tune_learning_rate, "fine_tune_learning_rate"),
+    ]
+    no_head = TrainOptions(dataset="d", weights="imagenet", settings=s.model_copy(update={"head_epochs": 0}))
+    assert [p.name for p in _phases(no_head)] == ["finetune"]

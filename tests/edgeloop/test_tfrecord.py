@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.ingest.records import (
+from edgeloop.tfrecord import (
     RecordError,
     TFRecordWriter,
     decode_example,

@@ -1,6 +1,6 @@
-"""`tf.train.Example` and gzip TFRecord files without TensorFlow.
+"""`tf.train.Example` and gzip TFRecord files without TensorFlow (what keys they hold: `edgeloop.examples`).
 
-Workers never import TensorFlow: `import tensorflow` (even for `example_pb2`, whose
+Ingest's workers never import TensorFlow: `import tensorflow` (even for `example_pb2`, whose
 package `__init__` pulls in all of TF) costs ~15 s and ~800 MB per process, more
 than encoding thousands of photos. The Example wire format is tiny and frozen, so
 it is written here by hand (`encode_example`) and read back (`decode_example`); a
@@ -26,9 +26,7 @@ from types import TracebackType
 from typing import IO
 
 from edgeloop import storage
-from edgeloop.errors import MissingExtra
-
-from .errors import IngestError
+from edgeloop.errors import EdgeloopError, MissingExtra
 
 FeatureValue = bytes | str | int | float | Sequence[bytes] | Sequence[str] | Sequence[int] | Sequence[float]
 Decoded = list[bytes] | list[int] | list[float]
@@ -39,7 +37,7 @@ GZIP_LEVEL = 1
 _MASK_DELTA = 0xA282EAD8
 
 
-class RecordError(IngestError):
+class RecordError(EdgeloopError):
     """A TFRecord file or an Example inside it is malformed."""
 
 

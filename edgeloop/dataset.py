@@ -28,25 +28,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, computed_field
 
 from edgeloop import storage
-from edgeloop.errors import NotFound, StorageError
-
-from .errors import DatasetVersionError
-from .rules import next_version, parse_version
+from edgeloop.errors import EdgeloopError, NotFound, StorageError
 
 SCHEMA_VERSION = 1
 DATASET_JSON = "dataset.json"
 
-#: Example keys and what they hold (TF's image conventions).
-FEATURES: dict[str, str] = {
-    "image/encoded": "bytes: the photo as JPEG (upright, RGB)",
-    "image/format": "bytes: b'jpeg'",
-    "image/height": "int64: pixels",
-    "image/width": "int64: pixels",
-    "image/class/label": "int64: index into label_map",
-    "image/class/text": "bytes: product name (UTF-8)",
-    "image/sha256": "bytes: hex sha256 of the original file (identity for dedupe and split)",
-    "image/source": "bytes: URI of the original file",
-}
+
+class DatasetVersionError(EdgeloopError):
+    """A dataset version is taken, missing or unreadable."""
 
 
 class _Model(BaseModel):
@@ -176,10 +165,6 @@ class DatasetInfo(_Model):
         return self.model_dump_json(indent=2)
 
 
-def version_uri(root: str, version: str) -> str:
-    return storage.join(root, version)
-
-
 def _locate(uri: str) -> tuple[str, str]:
     """(root, dataset.json URI) for a version folder or a dataset.json URI."""
     uri = uri.rstrip("/")
@@ -220,65 +205,18 @@ def load_dataset_info(uri: str) -> DatasetInfo:
     return info
 
 
-def list_versions(root: str) -> list[str]:
-    """Dataset versions under `root` that are complete (have a dataset.json), oldest first."""
-    found: set[str] = set()
-    for obj in storage.list_objects(storage.join(root, "")):
-        rel = obj.uri[len(root.rstrip("/")) + 1 :] if obj.uri.startswith(root.rstrip("/")) else obj.uri
-        parts = rel.split("/")
-        if len(parts) == 2 and parts[1] == DATASET_JSON:
-            try:
-                parse_version(parts[0])
-            except ValueError:
-                continue
-            found.add(parts[0])
-    return sorted(found, key=parse_version)
-
-
-def taken_versions(root: str) -> set[str]:
-    """Every `vNNNN` folder under `root`, complete or not (a failed run's leftovers count as taken)."""
-    taken: set[str] = set()
-    prefix = root.rstrip("/")
-    for obj in storage.list_objects(storage.join(root, "")):
-        if not obj.uri.startswith(prefix):
-            continue
-        head = obj.uri[len(prefix) + 1 :].split("/", 1)[0]
-        try:
-            parse_version(head)
-        except ValueError:
-            continue
-        taken.add(head)
-    return taken
-
-
-def latest_version(root: str) -> str | None:
-    """The newest complete dataset version under `root`, or None."""
-    versions = list_versions(root)
-    return versions[-1] if versions else None
-
-
-def free_version(root: str) -> str:
-    """The next unused version name under `root`."""
-    return next_version(taken_versions(root))
-
-
 __all__ = [
     "DATASET_JSON",
-    "FEATURES",
     "SCHEMA_VERSION",
     "BeamInfo",
     "Conflict",
     "Counts",
     "DatasetFiles",
     "DatasetInfo",
+    "DatasetVersionError",
     "FileRef",
     "ShardRef",
     "Source",
     "SplitInfo",
-    "free_version",
-    "latest_version",
-    "list_versions",
     "load_dataset_info",
-    "taken_versions",
-    "version_uri",
 ]
