@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
+from edgeloop.settings import DEFAULT_MODEL
+
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.tf, pytest.mark.beam]
 
-MODEL = "products"
+MODEL = DEFAULT_MODEL  # the DAGs' default: these tests set no EDGELOOP_DAGS_MODEL_NAME
 BAD_DAY = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
 GOOD_DAY = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 NEXT_DAY = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
