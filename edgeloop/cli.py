@@ -144,7 +144,9 @@ def sql(
 
     if output_format not in ("table", "json", "csv"):
         raise EdgeloopError(f"unknown --format {output_format!r}; use table, json or csv")
-    with wh_mod.connect(warehouse) as wh:
+    # Read-only: a query needs neither DuckDB's write lock (it runs beside the console and other readers,
+    # and on a read-only file) nor BigQuery edit rights.
+    with wh_mod.connect(warehouse, read_only=True) as wh:
         rows = wh.query(query)
     print_rows(rows, output_format)
 
