@@ -18,7 +18,9 @@ from dags._registry import connect
 from dags._settings import DagSettings
 from edgeloop import runs, storage, tables, warehouse
 from edgeloop.errors import EdgeloopError
+from edgeloop.quiet import quiet
 from edgeloop.runs import RunFolder
+from edgeloop.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,14 @@ def training_run_id(dag_run_id: str) -> str:
     return f"airflow-{slug}"
 
 
+def _quiet() -> None:
+    """Before a stage imports TensorFlow or Beam: their chatter on stderr reaches the task log as errors."""
+    quiet(get_settings().log_level)
+
+
 def run_ingest(settings: DagSettings) -> dict[str, Any]:
     """Ingest the photos incrementally from the latest dataset version (unchanged photos: same version)."""
+    _quiet()
     from pipelines.ingest import IngestOptions, ingest, latest_version
 
     listing = _photos.fingerprint(settings.photos)
@@ -109,6 +117,7 @@ def run_train(
     settings: DagSettings, dataset: dict[str, Any], production: dict[str, Any], run_id: str
 ) -> dict[str, Any]:
     """Train on the dataset, warm-started from production; a finished run with this id is reused."""
+    _quiet()
     from pipelines.train.options import TrainOptions
 
     with warehouse.connect() as wh:
@@ -141,6 +150,7 @@ def run_gate(settings: DagSettings, run: dict[str, Any], production: dict[str, A
     A failed gate is a result, not an error: it is returned (and the run ends unpublished),
     so a retry never turns "not good enough" into a red task.
     """
+    _quiet()
     from pipelines.gate.core import gate
 
     report = gate(run["run_dir"], baseline=production.get("run_dir"))
@@ -178,6 +188,7 @@ def run_convert(settings: DagSettings, run: dict[str, Any]) -> dict[str, Any]:
     Reuse matters beyond speed: a fresh conversion has a new timestamp in its card, and so
     a new digest, which the registry would publish as a new version.
     """
+    _quiet()
     from conversion.pipeline import ConvertOptions, convert
     from edgeloop.card import read_card
 

@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgeloop import storage
-from edgeloop.settings import get_settings, load
+from edgeloop.settings import DEFAULT_MODEL, get_settings, load
 
 
 class HealthThresholds(BaseSettings):
@@ -56,7 +56,7 @@ class DagSettings(BaseSettings):
     registry_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the registry API.")
     api_key: SecretStr = Field(default=SecretStr(""), description="Registry API key with the `publisher` role.")
     registry_timeout_s: float = Field(default=60.0, gt=0.0)
-    model_name: str = Field(default="products", min_length=1, description="Registry model the DAGs publish.")
+    model_name: str = Field(default=DEFAULT_MODEL, min_length=1, description="Registry model the DAGs publish.")
     canary_rollout_percent: int = Field(default=10, ge=1, le=100, description="Share of devices on the canary.")
 
     photos_uri: str = Field(default="", description="Folder (or gs:// prefix) of photos, one folder per product.")

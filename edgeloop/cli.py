@@ -64,11 +64,20 @@ app.add_typer(data_app, name="data")
 
 @app.callback()
 def _root(
-    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="DEBUG, INFO, WARNING or ERROR; DEBUG also shows TensorFlow's and Beam's start-up chatter.",
+        ),
+    ] = None,
 ) -> None:
+    from edgeloop.quiet import quiet
     from edgeloop.settings import get_settings, setup_logging
 
-    setup_logging(log_level or get_settings().log_level)
+    level = log_level or get_settings().log_level
+    setup_logging(level)
+    quiet(level)  # before any command imports TensorFlow
 
 
 @data_app.command("synth")
@@ -135,7 +144,9 @@ def sql(
 
     if output_format not in ("table", "json", "csv"):
         raise EdgeloopError(f"unknown --format {output_format!r}; use table, json or csv")
-    with wh_mod.connect(warehouse) as wh:
+    # Read-only: a query needs neither DuckDB's write lock (it runs beside the console and other readers,
+    # and on a read-only file) nor BigQuery edit rights.
+    with wh_mod.connect(warehouse, read_only=True) as wh:
         rows = wh.query(query)
     print_rows(rows, output_format)
 

@@ -31,9 +31,10 @@ import typer
 from rich.console import Console
 
 from edgeloop.errors import EdgeloopError
+from edgeloop.settings import DEFAULT_MODEL
 
 console = Console(stderr=True)
-MODEL = "shelf-products"
+MODEL = DEFAULT_MODEL
 
 
 class DemoStepFailed(EdgeloopError):

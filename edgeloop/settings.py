@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgeloop.errors import ConfigError
 
+# The model the demo publishes and the DAGs retrain (`EDGELOOP_DAGS_MODEL_NAME` names another): one name, so a
+# retrain finds the demo's production to warm-start from and gate against instead of starting a second model.
+DEFAULT_MODEL = "shelf-products"
+
 
 class Settings(BaseSettings):
     """Where edgeloop keeps things on this machine and which warehouse it writes to."""

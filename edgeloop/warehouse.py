@@ -8,12 +8,20 @@
 Tables come from `edgeloop.tables` and views from `edgeloop.views`, so both engines
 hold the same schema. A table that exists with a conflicting schema is refused with
 the difference spelled out; a missing column is added.
+
+A writer checks the schema once per schema version, not on every connection: the
+warehouse keeps a digest of each table and view definition it was brought up to
+(`_edgeloop_schema`), and `ensure()` touches only what differs. Readers
+(`connect(read_only=True)`: `edgeloop sql`, the console) never create or check anything,
+so they need no write lock and no edit rights; a DuckDB reader opens the file read-only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fcntl
+import hashlib
 import io
 import json
 import logging
@@ -48,17 +56,26 @@ class Warehouse(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def connect(url: str | None = None, *, ensure: bool = True) -> Warehouse:
-    """Open the warehouse at `url` (default: from settings) and create missing tables."""
+def connect(url: str | None = None, *, ensure: bool = True, read_only: bool = False) -> Warehouse:
+    """Open the warehouse at `url` (default: from settings) and bring its schema up to date.
+
+    `read_only=True` is for queries: nothing is created or checked (see `_duckdb_reader` for
+    a DuckDB file that has never been written).
+    """
     if url is None:
         from edgeloop.settings import get_settings
 
         url = get_settings().warehouse_url
     wh: Warehouse
     if url.startswith("duckdb://"):
+        path = _duckdb_path(url)
+        if read_only and path is not None:
+            return _duckdb_reader(url, path)
         wh = DuckDBWarehouse(url)
     elif url.startswith("bigquery://"):
         wh = BigQueryWarehouse(url)
+        if read_only:
+            return wh  # a reader needs no dataset create, table get or view job: only its query
     else:
         raise ConfigError(
             f"unknown warehouse URL {url!r}; use duckdb:///path/file.duckdb or bigquery://PROJECT/DATASET"
@@ -66,6 +83,44 @@ def connect(url: str | None = None, *, ensure: bool = True) -> Warehouse:
     if ensure:
         wh.ensure()
     return wh
+
+
+# What `ensure()` last brought each table and view up to, kept in the warehouse itself.
+SCHEMA_TABLE = t.Table(
+    name="_edgeloop_schema",
+    description="The definition digest of each edgeloop table and view this warehouse was brought up to.",
+    columns=(
+        t.Column("name", t.T.STRING, required=True),
+        t.Column("digest", t.T.STRING, required=True),
+        t.Column("ensured_at", t.T.TIMESTAMP, required=True),
+    ),
+    key=("name",),
+)
+
+
+def schema_digests(schema: Sequence[t.Table] = t.ALL) -> dict[str, str]:
+    """A digest of each table's and view's definition: a changed one is what `ensure()` must touch."""
+    definitions = {table.name: json.dumps(dataclasses.asdict(table), sort_keys=True) for table in schema}
+    definitions |= {name: sql for name, (_, sql) in views.VIEWS.items()}
+    return {name: hashlib.sha256(text.encode()).hexdigest()[:16] for name, text in definitions.items()}
+
+
+def _stale(schema: Sequence[t.Table], stored: Mapping[str, str]) -> tuple[list[t.Table], list[str]]:
+    """The tables and views whose definition differs from what the warehouse holds.
+
+    Views read the tables: when a table changes, every view is made again.
+    """
+    want = schema_digests(schema)
+    tables = [table for table in schema if stored.get(table.name) != want[table.name]]
+    names = [name for name in views.VIEWS if tables or stored.get(name) != want[name]]
+    return tables, names
+
+
+def _schema_rows(tables: Sequence[t.Table], view_names: Sequence[str]) -> list[dict[str, Any]]:
+    want = schema_digests(tables)
+    at = dt.datetime.now(dt.UTC)
+    names = [table.name for table in tables] + list(view_names)
+    return [{"name": name, "digest": want[name], "ensured_at": at} for name in names]
 
 
 def prepare_rows(table: t.Table, rows: Iterable[Row]) -> list[dict[str, Any]]:
@@ -192,6 +247,34 @@ class _TurnLock:
 os.register_at_fork(after_in_child=_TurnLock._forget_after_fork)
 
 
+def _duckdb_path(url: str) -> Path | None:
+    """The file of a `duckdb://` URL, as in SQLAlchemy: duckdb:///relative.duckdb, duckdb:////absolute/path.duckdb;
+    None for duckdb:///:memory:."""
+    path = url.removeprefix("duckdb:///") if url.startswith("duckdb:///") else url.removeprefix("duckdb://")
+    return Path(path) if path not in ("", ":memory:") else None
+
+
+def _duckdb_reader(url: str, path: Path) -> DuckDBWarehouse:
+    """A read-only connection to a DuckDB file, on a schema a writer has brought up to date.
+
+    Only a file never written (or written by an older edgeloop) is brought up first, by a
+    short writer's turn, so `edgeloop sql` on a fresh workspace answers from empty tables. A
+    file this process may not write (a read-only copy) is read as it is.
+    """
+    if path.exists():
+        reader = DuckDBWarehouse(url, read_only=True)
+        tables, view_names = _stale(t.ALL, reader.stored_digests())
+        if not (tables or view_names):
+            return reader
+        reader.close()
+        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+            log.warning("warehouse %s predates this edgeloop's tables or views and is read-only here: read as is", url)
+            return DuckDBWarehouse(url, read_only=True)
+    with DuckDBWarehouse(url) as writer:
+        writer.ensure()
+    return DuckDBWarehouse(url, read_only=True)
+
+
 class DuckDBWarehouse:
     """An embedded DuckDB file. One writer process at a time, taking turns behind `_TurnLock`."""
 
@@ -201,11 +284,9 @@ class DuckDBWarehouse:
         except ImportError:
             raise MissingExtra("duckdb", "warehouse") from None
         self.url = url
-        # As in SQLAlchemy: duckdb:///relative.duckdb, duckdb:////absolute/path.duckdb, duckdb:///:memory:
-        path = url.removeprefix("duckdb:///") if url.startswith("duckdb:///") else url.removeprefix("duckdb://")
-        self.path = Path(path) if path not in ("", ":memory:") else None
+        self.path = _duckdb_path(url)
         target = str(self.path) if self.path else ":memory:"
-        if self.path:
+        if self.path and not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + lock_timeout_s
         self._turn = _TurnLock.acquire(self.path, not read_only, deadline, url) if self.path else None
@@ -247,8 +328,20 @@ class DuckDBWarehouse:
         finally:
             self._release_turn()
 
+    def stored_digests(self) -> dict[str, str]:
+        """What `ensure()` last brought each table and view up to (empty for a warehouse before the marker)."""
+        try:
+            rows = self._con.execute(f"SELECT name, digest FROM {SCHEMA_TABLE.name}").fetchall()
+        except self._duckdb.CatalogException:
+            return {}
+        return dict(rows)
+
     def ensure(self, schema: Sequence[t.Table] = t.ALL) -> None:
-        for table in schema:
+        """Create or extend the tables and views whose definition changed since the last ensure; else nothing."""
+        tables, view_names = _stale(schema, self.stored_digests())
+        if not (tables or view_names):
+            return
+        for table in tables:
             existing = self._con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
@@ -273,8 +366,11 @@ class DuckDBWarehouse:
                         f"table {table.name} in {self.url} has column {col.name} as {have[col.name]}, "
                         f"edgeloop expects {want}; migrate the table or point EDGELOOP_WAREHOUSE at a new file"
                     )
-        for name, sql in views.render(prefix="").items():
-            self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        rendered = views.render(prefix="")
+        for name in view_names:
+            self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {rendered[name]}")
+        self._con.execute(SCHEMA_TABLE.duckdb_ddl())
+        self.upsert(SCHEMA_TABLE, _schema_rows(tables, view_names))
 
     def _write(self, table: t.Table, rows: Iterable[Row], verb: str) -> int:
         clean = prepare_rows(table, rows)
@@ -479,7 +575,30 @@ class BigQueryWarehouse:
     def _ref(self, name: str) -> str:
         return f"{self.project}.{self.dataset}.{name}"
 
+    # (url, digests) a writer of this process has brought up to date: each check costs a query job.
+    _ensured: ClassVar[set[tuple[str, str]]] = set()
+
+    def stored_digests(self) -> dict[str, str]:
+        """What `ensure()` last brought each table and view up to (empty before the marker, or the dataset)."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            rows = self._client.query(f"SELECT name, digest FROM `{self._ref(SCHEMA_TABLE.name)}`").result()
+        except gexc.NotFound:
+            return {}
+        return {row["name"]: row["digest"] for row in rows}
+
     def ensure(self, schema: Sequence[t.Table] = t.ALL) -> None:
+        """Create or extend the tables and views whose definition changed; checked once per process."""
+        once = (self.url, json.dumps(schema_digests(schema), sort_keys=True))
+        if once in self._ensured:
+            return
+        tables, view_names = _stale(schema, self.stored_digests())
+        if tables or view_names:
+            self._bring_up(tables, view_names)
+        self._ensured.add(once)
+
+    def _bring_up(self, schema: Sequence[t.Table], view_names: Sequence[str]) -> None:
         from google.api_core import exceptions as gexc
 
         ds = self._bq.Dataset(f"{self.project}.{self.dataset}")
@@ -505,9 +624,11 @@ class BigQueryWarehouse:
             if added:
                 current.schema = [*current.schema, *added]
                 self._client.update_table(current, ["schema"])
-        prefix = f"`{self.project}.{self.dataset}`."
-        for name, sql in views.render(prefix=prefix).items():
-            self._client.query(f"CREATE OR REPLACE VIEW `{self._ref(name)}` AS {sql}").result()
+        rendered = views.render(prefix=f"`{self.project}.{self.dataset}`.")
+        for name in view_names:
+            self._client.query(f"CREATE OR REPLACE VIEW `{self._ref(name)}` AS {rendered[name]}").result()
+        self._client.query(SCHEMA_TABLE.bigquery_ddl(f"{self.project}.{self.dataset}")).result()
+        self.upsert(SCHEMA_TABLE, _schema_rows(schema, view_names))
 
     def _write(self, table: t.Table, rows: Iterable[Row], replace: bool) -> int:
         clean = prepare_rows(table, rows)

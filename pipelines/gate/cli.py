@@ -1,4 +1,4 @@
-"""`edgeloop gate`: judge a training run, print every check, exit 0 on pass and 1 on fail."""
+"""`edgeloop gate`: judge a training run, print the verdict and the failed checks, exit 0 on pass and 1 on fail."""
 
 from __future__ import annotations
 
@@ -30,13 +30,16 @@ def gate_command(
         float | None,
         typer.Option("--significance", help="p below which a per-class drop beyond the tolerance is real."),
     ] = None,
+    all_checks: Annotated[
+        bool, typer.Option("--all", help="Print every check, not only the failed ones and a count.")
+    ] = False,
 ) -> None:
     """Check a model against thresholds and against production; exit code 1 when it fails."""
     from rich.console import Console
-    from rich.table import Table
 
     from pipelines.gate.core import gate
     from pipelines.gate.settings import get_gate_settings
+    from pipelines.gate.show import print_report
 
     base = get_gate_settings()
     overrides = {
@@ -54,26 +57,7 @@ def gate_command(
     settings = type(base).model_validate({**base.model_dump(), **overrides})
     report = gate(run_dir, baseline, settings, force=force, forced_by=forced_by, reason=reason)
 
-    console = Console()
-    table = Table(title=f"gate: {run_dir}")
-    for col in ("check", "threshold", "value", "result", "detail"):
-        table.add_column(col, overflow="fold")
-    for c in report.checks:
-        table.add_row(
-            c.name,
-            "" if c.threshold is None else f"{c.threshold:.3f}",
-            "" if c.value is None else f"{c.value:.3f}",
-            "[green]pass[/]" if c.passed else "[red]FAIL[/]",
-            c.detail,
-        )
-    console.print(table)
-    for note in report.notes:
-        console.print(f"note: {note}", highlight=False)
-    colour = {"pass": "green", "forced": "yellow"}.get(report.verdict, "red")
-    console.print(f"verdict: [{colour}]{report.verdict}[/]")
+    print_report(report, run_dir, Console(), all_checks=all_checks)
     if report.verdict == "fail":
-        for c in report.checks:
-            if not c.passed:
-                console.print(f"[red]✗[/] {c.detail}", highlight=False)
         # SystemExit, not typer.Exit: the root CLI runs Typer non-standalone, which would swallow Exit's code.
         raise SystemExit(1)

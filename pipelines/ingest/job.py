@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from edgeloop import storage
+from edgeloop import quiet, storage
 from edgeloop.dataset import (
     DATASET_JSON,
     SCHEMA_VERSION,
@@ -99,7 +99,7 @@ def pipeline_options(options: IngestOptions) -> Any:
             f"--direct_running_mode={options.running_mode}",
             f"--direct_num_workers={options.num_workers}",
             # Worker processes otherwise log every channel they open at INFO.
-            "--default_sdk_harness_log_level=WARNING",
+            f"--default_sdk_harness_log_level={quiet.worker_log_level()}",
         ]
     else:
         args.append(f"--runner={options.runner}")
@@ -271,8 +271,9 @@ def _run_beam(options: IngestOptions, build: Any) -> BeamInfo:
     if options.is_direct:
         relay.setLevel(max(level, logging.ERROR))
     try:
-        result = p.run()
-        state = result.wait_until_finish()
+        with quiet.native_stderr():  # local worker processes print their start-up chatter there
+            result = p.run()
+            state = result.wait_until_finish()
     finally:
         relay.setLevel(level)
     if state != PipelineState.DONE:

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from edgeloop.settings import DEFAULT_MODEL
+
 
 def register(app: typer.Typer) -> None:
     """Add `train` to the root CLI (entry point `edgeloop.cli: train`)."""
@@ -42,7 +44,7 @@ def train_command(
     allow_removed_classes: Annotated[
         bool, typer.Option("--allow-removed-classes", help="Accept a dataset that lost classes the parent knew.")
     ] = False,
-    model_name: Annotated[str, typer.Option("--model-name", help="Model name on the card.")] = "products",
+    model_name: Annotated[str, typer.Option("--model-name", help="Model name on the card.")] = DEFAULT_MODEL,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Run id to use (default: a new one).")] = None,
 ) -> None:
     """Train a product classifier (MobileNetV2 transfer learning) and record it in the warehouse."""

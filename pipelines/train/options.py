@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeloop.metrics import EvalReport
+from edgeloop.settings import DEFAULT_MODEL
 from pipelines.train.settings import TrainSettings
 
 Status = Literal["running", "succeeded", "failed", "nan_loss", "invalid_input"]
@@ -47,7 +48,7 @@ class TrainOptions(BaseModel):
         description="Backbone init when not warm-starting: none (random), imagenet (Keras download), or a weights file.",
     )
     allow_removed_classes: bool = Field(default=False, description="Accept a label map that lost classes.")
-    model_name: str = Field(default="products", description="Model name written on the card.")
+    model_name: str = Field(default=DEFAULT_MODEL, description="Model name written on the card.")
     runs_root: str | None = Field(default=None, description="Folder of run folders (default: <workspace>/runs).")
     warehouse: str | None = Field(default=None, description="Warehouse URL (default: from settings).")
     run_id: str | None = Field(default=None, description="Reuse a run id (default: a new one).")

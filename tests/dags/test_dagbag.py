@@ -78,10 +78,10 @@ def test_the_dags_are_chained_by_assets_and_also_run_on_a_schedule(dagbag: objec
     dags = dagbag.dags  # type: ignore[attr-defined]
     announced = {o.name for o in dags["new_photos"].get_task("announce_new_photos").outlets}
     published = {o.name for o in dags["retrain"].get_task("set_canary").outlets}
-    assert announced == {"edgeloop_new_photos"} and published == {"edgeloop_canary_products"}
+    assert announced == {"edgeloop_new_photos"} and published == {"edgeloop_canary_shelf-products"}
     for dag_id, asset, cron in (
         ("retrain", "edgeloop_new_photos", "0 0 * * 0"),
-        ("release_health", "edgeloop_canary_products", "0 0 * * *"),
+        ("release_health", "edgeloop_canary_shelf-products", "0 0 * * *"),
     ):
         timetable = dags[dag_id].timetable
         condition = timetable.asset_condition  # AssetAll of the listed assets

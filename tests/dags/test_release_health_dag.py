@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from edgeloop.settings import DEFAULT_MODEL
+
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
-MODEL = "products"
+MODEL = DEFAULT_MODEL  # the DAGs' default: these tests set no EDGELOOP_DAGS_MODEL_NAME
 LABELS = ["lavender-soap", "mint-shampoo", "rose-bath-bomb"]
 EVAL_COUNTS = {"lavender-soap": 30, "mint-shampoo": 20, "rose-bath-bomb": 10}
 DAY = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)

@@ -169,6 +169,44 @@ def test_cli_exit_codes_reasons_and_force(
     assert (gate_json["forced_by"], gate_json["forced_reason"]) == ("qa-lead", "shelf demo")
 
 
+def test_cli_shows_the_verdict_and_failed_checks_in_80_columns(
+    train_env: TrainEnv, runs: Runs, worse_run: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from pipelines.gate.cli import register
+
+    monkeypatch.setenv("EDGELOOP_WAREHOUSE", train_env.warehouse)
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    register(app)
+    lenient = [f"--{k.replace('_', '-')}={v}" for k, v in LENIENT.items()]
+
+    def show(*args: str) -> tuple[int, list[str]]:
+        result = CliRunner().invoke(app, ["gate", *lenient, *args], env={"COLUMNS": "80"})  # the last flag wins
+        return result.exit_code, result.output.splitlines()
+
+    code, lines = show(runs.base.run_dir, "--min-accuracy=0", "--min-macro-f1=0")  # the small test model passes
+    text = " ".join(line.strip() for line in lines)  # Rich wraps a long run folder: read it unwrapped
+    checks = 2 + len(runs.base.labels)
+    assert code == 0, text
+    assert text.startswith(f"verdict: pass for {runs.base.run_dir}: 0 of {checks} checks failed"), text
+    assert f"✓ {checks} other checks passed (--all lists every check)" in lines
+
+    code, lines = show(worse_run, "--baseline", runs.base.run_dir)
+    text = " ".join(line.strip() for line in lines)
+    failed = [line for line in lines if line.startswith("✗ ")]
+    assert code == 1 and text.startswith(f"verdict: fail for {worse_run}: {len(failed)} of "), text
+    assert any(line.startswith("✗ no_regression:recall:") for line in failed), text
+    assert "min_class_recall" not in text  # every class meets the lenient floor: passed checks are only counted
+    assert max(len(line) for line in lines) <= 80
+
+    code, every = show(worse_run, "--baseline", runs.base.run_dir, "--all")
+    assert code == 1 and sum("min_class_recall:" in line for line in every) == len(runs.base.labels)
+    assert max(len(line) for line in every) <= 80
+
+
 def test_every_analyst_snippet_runs(train_env: TrainEnv, runs: Runs, worse_run: str) -> None:
     from edgeloop import warehouse
     from pipelines.gate.core import gate
