@@ -19,8 +19,8 @@ import dataclasses
 from typing import Any
 
 from edgeloop import storage
-from edgeloop.card import CARD_NAME
-from edgeloop.errors import EdgeloopError
+from edgeloop.card import CARD_NAME, ModelCard, read_card
+from edgeloop.errors import CardError, EdgeloopError
 
 MODEL = "model.keras"
 SAVED_MODEL = "saved_model"
@@ -81,6 +81,18 @@ class RunFolder:
     confusion = _File(CONFUSION)
     run = _File(RUN)
     gate = _File(GATE)
+
+
+def model_and_card(uri: str, what: str = "run") -> tuple[str, ModelCard]:
+    """The Keras model URI and the card of a run folder or .keras file (the gate's runs, a warm start's parent).
+
+    `RunFolderError` without a model; `CardError`, naming `what`, for a missing or malformed card.
+    """
+    run = RunFolder.resolve(uri, what)
+    try:
+        return run.model, read_card(run.uri)
+    except CardError as exc:
+        raise CardError(f"{what} {uri!r}: {exc}") from None
 
 
 def load_model(uri: str) -> Any:

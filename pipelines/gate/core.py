@@ -18,11 +18,11 @@ import numpy as np
 
 from edgeloop import storage, warehouse
 from edgeloop import tables as t
-from edgeloop.card import GateReport, ModelCard, read_card, write_card
+from edgeloop.card import GateReport, ModelCard, write_card
 from edgeloop.errors import CardError
 from edgeloop.examples import split_arrays
 from edgeloop.metrics import evaluate
-from edgeloop.runs import RunFolder, RunFolderError, load_model, predict
+from edgeloop.runs import RunFolder, RunFolderError, load_model, model_and_card, predict
 from pipelines.gate.checks import NO_BASELINE_NOTE, absolute_checks, decide, regression_checks
 from pipelines.gate.errors import GateError
 from pipelines.gate.settings import GateSettings, get_gate_settings
@@ -40,14 +40,9 @@ def default_forced_by() -> str:
 
 def _model_and_card(uri: str, role: str) -> tuple[str, ModelCard]:
     try:
-        run = RunFolder.resolve(uri, role)
-    except RunFolderError as exc:
+        return model_and_card(uri, role)
+    except (RunFolderError, CardError) as exc:
         raise GateError(str(exc)) from None
-    try:
-        card = read_card(run.uri)
-    except CardError as exc:
-        raise GateError(f"{role} {uri!r}: {exc}") from None
-    return run.model, card
 
 
 def gate(

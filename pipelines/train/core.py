@@ -25,10 +25,10 @@ import numpy as np
 from edge.manifest import InputSpec
 from edgeloop import examples, runs, storage, warehouse
 from edgeloop import tables as t
-from edgeloop.card import Lineage, ModelCard, read_card, write_card
+from edgeloop.card import Lineage, ModelCard, write_card
 from edgeloop.errors import CardError
 from edgeloop.metrics import EvalReport, confusion_png, evaluate
-from edgeloop.runs import RunFolder, RunFolderError
+from edgeloop.runs import RunFolder, RunFolderError, model_and_card
 from edgeloop.settings import get_settings
 from pipelines.train import compute, records
 from pipelines.train.errors import InvalidInput, NanLoss, TrainError
@@ -100,14 +100,9 @@ def _backbone_source(options: TrainOptions) -> str:
 
 def _read_parent(uri: str) -> tuple[str, ModelCard]:
     try:
-        parent = RunFolder.resolve(uri, "warm-start source")
-    except RunFolderError as exc:
+        return model_and_card(uri, "warm-start source")
+    except (RunFolderError, CardError) as exc:
         raise InvalidInput(str(exc)) from None
-    try:
-        card = read_card(parent.uri)
-    except CardError as exc:
-        raise InvalidInput(f"warm-start source {uri!r}: {exc}") from None
-    return parent.model, card
 
 
 def _check_counts(view: DatasetView, eval_labels: np.ndarray) -> list[int]:
