@@ -56,7 +56,6 @@ def sync(uv_exe: str) -> None:
 def run(uv_exe: str, *args: str) -> int:
     env = {
         **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "2",  # TensorFlow's C++ start-up chatter hides our output
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "PYTHONUNBUFFERED": "1",
     }

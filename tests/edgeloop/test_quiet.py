@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,10 @@ def test_a_tensorflow_command_prints_no_native_chatter_unless_debug() -> None:
     assert [line for line in quiet.stderr.splitlines() if any(word in line for word in FORBIDDEN)] == []
     # With DEBUG they are allowed (a machine without a CUDA stub may print none, so not required).
     assert (debug.returncode, debug.stdout.strip()) == (0, "42"), debug.stderr
+
+
+def test_the_task_runner_leaves_tensorflow_log_level_to_the_cli() -> None:
+    # A TF_CPP_MIN_LOG_LEVEL set in the environment is the user's and wins over `quiet`: tasks.py set
+    # it to 2, which shows C++ ERROR lines, so the demo printed `failed call to cuInit` once again.
+    tasks = (Path(__file__).resolve().parents[2] / "tasks.py").read_text(encoding="utf-8")
+    assert "TF_CPP_MIN_LOG_LEVEL" not in tasks
