@@ -36,7 +36,8 @@ def print_report(report: GateReport, run_dir: str, console: Console, *, all_chec
             console.print(Padding(Text(check.detail or _numbers(check)), (0, 0, 0, 2)))  # the reason, indented
         rest = len(report.checks) - len(failed)
         if rest:
-            console.print(f"[green]✓[/] {rest} other checks passed (--all lists every check)", highlight=False)
+            passed = f"{rest} other checks passed" if failed else f"all {rest} checks passed"
+            console.print(f"[green]✓[/] {passed} (--all lists every check)", highlight=False)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
 

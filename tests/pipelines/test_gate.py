@@ -192,7 +192,7 @@ def test_cli_shows_the_verdict_and_failed_checks_in_80_columns(
     checks = 2 + len(runs.base.labels)
     assert code == 0, text
     assert text.startswith(f"verdict: pass for {runs.base.run_dir}: 0 of {checks} checks failed"), text
-    assert f"✓ {checks} other checks passed (--all lists every check)" in lines
+    assert f"✓ all {checks} checks passed (--all lists every check)" in lines
 
     code, lines = show(worse_run, "--baseline", runs.base.run_dir)
     text = " ".join(line.strip() for line in lines)

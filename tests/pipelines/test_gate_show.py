@@ -80,7 +80,7 @@ def test_a_pass_prints_the_verdict_and_one_line_for_the_rest() -> None:
     assert code == 0
     assert lines[0] == "verdict: pass for workspace/runs/v0002-abc: 0 of 45 checks failed"
     assert lines[1:] == [
-        "✓ 45 other checks passed (--all lists every check)",
+        "✓ all 45 checks passed (--all lists every check)",
         "note: regression measured on 252 eval photos of 21 shared classes",
     ]
 
