@@ -23,7 +23,6 @@ from edgeloop.settings import DEFAULT_MODEL
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.tf, pytest.mark.beam]
 
 MODEL = DEFAULT_MODEL  # the DAGs' default: these tests set no EDGELOOP_DAGS_MODEL_NAME
-NATIVE_CHATTER = ("cuInit", "E0000", "I0000", "absl::InitializeLog", "apitools", "semi_persistent_directory")
 BAD_DAY = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
 GOOD_DAY = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 NEXT_DAY = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
@@ -88,7 +87,6 @@ def test_retrain_gates_publishes_to_canary_and_reruns_idempotently(
     run_dag: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
 ) -> None:
     from edgeloop.synth import generate
 
@@ -123,9 +121,6 @@ def test_retrain_gates_publishes_to_canary_and_reruns_idempotently(
     states = run_dag("retrain", GOOD_DAY)
 
     assert all(states[t] == "success" for t in states), states
-    # TensorFlow's C++ lines and Beam's worker warnings reach a task's stderr, which Airflow logs as errors.
-    chatter = [line for line in capfd.readouterr().err.splitlines() if any(w in line for w in NATIVE_CHATTER)]
-    assert chatter == []
     with registry_server.client() as client:
         canary = client.alias(MODEL, "canary")
         assert canary is not None and canary.version == 1 and canary.rollout_percent == 10
