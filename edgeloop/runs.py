@@ -107,6 +107,12 @@ def predict(model: Any, images: Any, batch_size: int = 64) -> Any:
     """Probabilities for uint8 or float images (values 0..255), through Keras' compiled predict step."""
     import numpy as np
 
-    if len(images) == 0:
+    n = len(images)
+    if n == 0:
         return np.zeros((0, model.output_shape[-1]), dtype="float32")
-    return np.asarray(model.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0))
+    # Padded to whole batches: a short last batch has another shape, and Keras traces the
+    # predict step again for it (seconds for MobileNetV2, at every eval of a training phase).
+    x = np.asarray(images, dtype="float32")
+    padded = np.zeros((-(-n // batch_size) * batch_size, *x.shape[1:]), dtype="float32")
+    padded[:n] = x
+    return np.asarray(model.predict(padded, batch_size=batch_size, verbose=0))[:n]

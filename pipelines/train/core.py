@@ -182,7 +182,7 @@ def _live_batchnorm(options: TrainOptions) -> bool:
     return options.warm_start is not None or not _pretrained(options)
 
 
-def _build(options: TrainOptions, n_classes: int, policy: str, weights: str | None) -> Any:
+def _build(options: TrainOptions, n_classes: int, policy: str, weights: str | None, *, fused: bool = False) -> Any:
     from pipelines.train import model as m
 
     s = options.settings
@@ -190,7 +190,13 @@ def _build(options: TrainOptions, n_classes: int, policy: str, weights: str | No
     # The policy is global in Keras: set while building this model only, restored after.
     with m.precision(policy):
         built = m.build_model(
-            n_classes, alpha=s.alpha, size=s.size, dropout=s.dropout, weights=weights, pretrained=not live_bn
+            n_classes,
+            alpha=s.alpha,
+            size=s.size,
+            dropout=s.dropout,
+            weights=weights,
+            pretrained=not live_bn,
+            fused_batchnorm=fused,
         )
     if live_bn:
         m.fast_batchnorm(built)
@@ -204,7 +210,9 @@ def _initial_model(
     from pipelines.train import model as m
 
     with contextlib.ExitStack() as stack:
-        model = _build(options, n_classes, policy, _backbone_weights(options, stack))
+        model = _build(
+            options, n_classes, policy, _backbone_weights(options, stack), fused=options.settings.fused_batchnorm
+        )
     if parent is not None:
         parent_uri, change = parent
         m.warm_start(model, runs.load_model(parent_uri), dict(change.carried))
@@ -417,9 +425,10 @@ def _train(
 
     model = _initial_model(options, len(labels), used.precision, parent)
     _fit(_Fit(options, run_id, used, eval_x, eval_y, len(labels), history), model, view, train_counts)
-    if used.precision != "float32":
-        # The saved model must compute in float32 (conversion and devices expect it): same weights,
-        # float32 layers. Mixed precision keeps its variables in float32, so nothing is rounded.
+    if used.precision != "float32" or s.fused_batchnorm:
+        # The saved model is stock Keras computing in float32 (conversion and devices expect it):
+        # the same weights in stock float32 layers. Mixed precision keeps its variables in float32
+        # and the fused BatchNorm has the stock variables in their order, so nothing changes.
         trained, model = model, _build(options, len(labels), "float32", None)
         model.set_weights(trained.get_weights())
     report = evaluate(runs.predict(model, eval_x), eval_y, labels)

@@ -32,8 +32,13 @@ def build_model(
     dropout: float,
     weights: str | None,
     pretrained: bool,
+    fused_batchnorm: bool = False,
 ) -> Any:
-    """A fresh classifier; `weights` is None, "imagenet" or a local weights file for the backbone."""
+    """A fresh classifier; `weights` is None, "imagenet" or a local weights file for the backbone.
+
+    `fused_batchnorm` builds the training twin (`pipelines.train.fused`): same weights, faster
+    BatchNorm, not for saving.
+    """
     import keras
 
     try:
@@ -52,6 +57,10 @@ def build_model(
             f"cannot load backbone weights {weights!r}: {exc}; imagenet weights need network access, "
             "use --weights none or --warm-start runs/<id> offline"
         ) from None
+    if fused_batchnorm:
+        from pipelines.train.fused import fuse
+
+        backbone = fuse(backbone)
     inputs = keras.Input(shape=(size, size, 3), dtype="float32", name=INPUT)
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
     x = backbone(x, training=False) if pretrained else backbone(x)

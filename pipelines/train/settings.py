@@ -39,21 +39,26 @@ class TrainSettings(BaseSettings):
     alpha: float = Field(default=0.35, ge=0.35, le=1.0, description="MobileNetV2 width multiplier.")
     size: int = Field(default=96, ge=32, le=224, description="Input side in pixels (square).")
     batch_size: int = Field(default=16, ge=1, le=1024, description="Small batches: more updates per CPU-second.")
-    head_epochs: int = Field(default=3, ge=0, description="Epochs with the backbone frozen (pretrained backbones).")
+    head_epochs: int = Field(default=2, ge=0, description="Epochs with the backbone frozen (pretrained backbones).")
     epochs: int = Field(
         default=30, ge=1, description="Epochs of the main phase: fine-tune, or full training from scratch."
     )
     fine_tune_layers: int = Field(
         default=40, ge=0, description="Top backbone layers unfrozen in the fine-tune phase (0 = whole backbone)."
     )
-    head_learning_rate: float = Field(default=1e-3, gt=0.0)
+    head_learning_rate: float = Field(
+        default=3e-3, gt=0.0, description="Head-phase learning rate; a linear head on fixed features takes a large one."
+    )
     learning_rate: float = Field(default=3e-3, gt=0.0, description="Main-phase peak learning rate (cosine decay).")
     fine_tune_learning_rate: float = Field(default=3e-4, gt=0.0, description="Learning rate when fine-tuning.")
     warm_start_epochs: int = Field(
-        default=15, ge=1, description="Epochs of the whole network after the head phase, warm-started from a parent."
+        default=6,
+        ge=1,
+        description="Epochs of the whole network after the head phase, warm-started from a parent (it already "
+        "knows the old products: the head phase reaches about 0.92 macro F1 on the demo, six more epochs pass 0.95).",
     )
     warm_start_learning_rate: float = Field(
-        default=1e-3, gt=0.0, description="Peak learning rate when warm-starting (cosine decay)."
+        default=5e-4, gt=0.0, description="Peak learning rate when warm-starting (cosine decay)."
     )
     warmup_epochs: int = Field(default=1, ge=0)
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
@@ -80,6 +85,11 @@ class TrainSettings(BaseSettings):
         default="float32",
         description="auto = bfloat16 mixed precision where the CPU has native BF16 (avx512_bf16/amx_bf16), else "
         "float32. Measured 1.6-1.9x slower than float32 on an AMX CPU with TF 2.21 (issue 19), hence not the default.",
+    )
+    fused_batchnorm: bool = Field(
+        default=True,
+        description="Train with TensorFlow's fused BatchNorm kernel (Keras 3 runs it as separate ops); the saved "
+        "model is stock Keras either way. Measured 1.3x more train-step images/s on 2 cores (issue 19).",
     )
     eval_every: int = Field(
         default=2,
@@ -115,4 +125,9 @@ LEGACY_RECIPE: dict[str, object] = {
     "eval_every": 1,
     "jit_compile": False,
     "precision": "float32",
+    "fused_batchnorm": False,
+    "head_epochs": 3,
+    "head_learning_rate": 1e-3,
+    "warm_start_epochs": 15,
+    "warm_start_learning_rate": 1e-3,
 }
