@@ -15,8 +15,9 @@ real Beam job (the second incrementally, as the demo does). Then, for each recip
     (`pipelines.train.data.training_dataset`: interleave, decode, resize, cache, shuffle,
     batched augmentation, prefetch), and its ratio to (a). First epochs (tracing, cache
     fill) are untimed on both sides;
-(c) first model: `train()` from scratch with the recipe, stopping once eval macro F1 >=
-    --target: the wall time and epoch at which the bar was reached, and the whole run's;
+(c) first model: `train()` from scratch with the recipe, its whole schedule as the demo runs
+    it: the wall time and epoch at which eval macro F1 first reached --target, the final
+    (best-epoch) F1, and the whole run's time;
 (d) retrain: the same, warm-started from the old recipe's first model (both recipes from
     that one parent) on the catalogue with the new products: what an ML engineer waits
     for when products arrive.
@@ -91,7 +92,7 @@ def throughput(dataset_uri: str, steps: int, settings: Any) -> dict[str, Any]:
     import tensorflow as tf
 
     from edgeloop import examples
-    from pipelines.train import compute, data
+    from pipelines.train import compute, data, fused
     from pipelines.train import model as m
     from pipelines.train.source import open_dataset
 
@@ -122,10 +123,11 @@ def throughput(dataset_uri: str, steps: int, settings: Any) -> dict[str, Any]:
                 dropout=s.dropout,
                 weights=None,
                 pretrained=False,
-                fused_batchnorm=s.fused_batchnorm,
+                fused_batchnorm=s.fused_kernels,
             )
+        adam = fused.Adam if s.fused_kernels else keras.optimizers.Adam
         model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
+            optimizer=adam(1e-3),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
             jit_compile=used.jit_compile,
         )
@@ -165,7 +167,9 @@ def time_to_quality(
     from pipelines.train.core import train
     from pipelines.train.options import TrainOptions
 
-    settings = base.model_copy(update={"target_macro_f1": target})
+    # The whole schedule runs (as in the demo): the final F1 is the recipe's, the wall time is when it first
+    # reached the target.
+    settings = base.model_copy(update={"target_macro_f1": None})
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     reached: dict[str, Any] = {}
 
@@ -318,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     work = get_settings().path("bench", "train").resolve()
     work.mkdir(parents=True, exist_ok=True)
     if args.child:
+        from edgeloop.quiet import quiet
+
+        quiet("INFO")  # TensorFlow's C++ start-up lines, as the CLI hides them
         return child(args, work)
     load_before = os.getloadavg()
     t = time.perf_counter()

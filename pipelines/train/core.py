@@ -211,7 +211,7 @@ def _initial_model(
 
     with contextlib.ExitStack() as stack:
         model = _build(
-            options, n_classes, policy, _backbone_weights(options, stack), fused=options.settings.fused_batchnorm
+            options, n_classes, policy, _backbone_weights(options, stack), fused=options.settings.fused_kernels
         )
     if parent is not None:
         parent_uri, change = parent
@@ -304,6 +304,7 @@ def _fit_phase(
 ) -> None:
     import keras
 
+    from pipelines.train import fused
     from pipelines.train import model as m
     from pipelines.train.monitor import Monitor
 
@@ -318,8 +319,9 @@ def _fit_phase(
         warmup_target=lr if warmup else None,
         warmup_steps=warmup,
     )
+    adam = fused.Adam if s.fused_kernels else keras.optimizers.Adam
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=adam(schedule),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=fit.used.jit_compile,
@@ -425,10 +427,11 @@ def _train(
 
     model = _initial_model(options, len(labels), used.precision, parent)
     _fit(_Fit(options, run_id, used, eval_x, eval_y, len(labels), history), model, view, train_counts)
-    if used.precision != "float32" or s.fused_batchnorm:
+    if used.precision != "float32" or s.fused_kernels:
         # The saved model is stock Keras computing in float32 (conversion and devices expect it):
         # the same weights in stock float32 layers. Mixed precision keeps its variables in float32
-        # and the fused BatchNorm has the stock variables in their order, so nothing changes.
+        # and the fused BatchNorm has the stock variables in their order, so nothing changes. The
+        # saved model has no optimizer either way: it is loaded with compile=False.
         trained, model = model, _build(options, len(labels), "float32", None)
         model.set_weights(trained.get_weights())
     report = evaluate(runs.predict(model, eval_x), eval_y, labels)

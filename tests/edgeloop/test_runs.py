@@ -59,3 +59,19 @@ def test_no_stage_spells_a_run_file_name_itself() -> None:
                 if isinstance(node, ast.Constant) and node.value in FILES:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
     assert not found, "use edgeloop.runs.RunFolder instead:\n" + "\n".join(found)
+
+
+@pytest.mark.tf
+def test_predict_answers_every_image_and_traces_the_step_once() -> None:
+    import keras
+    import numpy as np
+
+    from edgeloop.runs import predict
+
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs)))
+    images = np.random.default_rng(0).uniform(0, 255, (70, 4, 4, 3)).astype("float32")
+    for n in (70, 5, 64):  # a short last batch, a single short batch, whole batches
+        np.testing.assert_allclose(predict(model, images[:n]), model(images[:n]).numpy(), rtol=1e-5, atol=1e-6)
+    # Short batches are padded: one shape, one trace (not one more per short batch).
+    assert model.predict_function.experimental_get_tracing_count() == 1

@@ -112,8 +112,29 @@ def test_a_run_trained_fused_saves_only_stock_keras_layers(train_env: TrainEnv, 
     from edgeloop.card import read_card
 
     card = read_card(runs.base.run_dir)
-    assert card.training["settings"]["fused_batchnorm"] is True
+    assert card.training["settings"]["fused_kernels"] is True
     with zipfile.ZipFile(f"{runs.base.run_dir}/model.keras") as archive:
         config = archive.read("config.json").decode()
     assert "FusedBatchNormalization" not in config and "pipelines" not in config
     assert json.loads(config)["class_name"] == "Functional"
+
+
+def test_the_fused_adam_makes_keras_adams_updates() -> None:
+    import keras
+    import tensorflow as tf
+
+    from pipelines.train import fused
+
+    rng = np.random.default_rng(5)
+    start = rng.normal(0, 1, (3, 4)).astype("float32")
+    grads = [rng.normal(0, 1, (3, 4)).astype("float32") for _ in range(5)]
+    schedule = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=5, warmup_target=None)
+    finals = []
+    for optimizer in (keras.optimizers.Adam(schedule), fused.Adam(schedule)):
+        variable = keras.Variable(start)
+        optimizer.build([variable])
+        for g in grads:
+            optimizer.apply_gradients([(tf.constant(g), variable)])
+        finals.append(variable.numpy())
+    assert not np.allclose(finals[1], start)
+    np.testing.assert_allclose(finals[1], finals[0], rtol=1e-5, atol=1e-6)
