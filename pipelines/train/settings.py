@@ -52,13 +52,13 @@ class TrainSettings(BaseSettings):
     learning_rate: float = Field(default=3e-3, gt=0.0, description="Main-phase peak learning rate (cosine decay).")
     fine_tune_learning_rate: float = Field(default=3e-4, gt=0.0, description="Learning rate when fine-tuning.")
     warm_start_epochs: int = Field(
-        default=6,
+        default=10,
         ge=1,
-        description="Epochs of the whole network after the head phase, warm-started from a parent (it already "
-        "knows the old products: the head phase reaches about 0.92 macro F1 on the demo, six more epochs pass 0.95).",
+        description="Epochs of the whole network after the head phase, warm-started from a parent (15 before "
+        "issue 19 reached the same final macro F1 on bench/train.py's retrain; 6 lost 3 points).",
     )
     warm_start_learning_rate: float = Field(
-        default=5e-4, gt=0.0, description="Peak learning rate when warm-starting (cosine decay)."
+        default=1e-3, gt=0.0, description="Peak learning rate when warm-starting (cosine decay)."
     )
     warmup_epochs: int = Field(default=1, ge=0)
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
