@@ -46,3 +46,26 @@ def test_same_seed_same_distortion_and_values_stay_pixels() -> None:
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
     assert a.min() >= 0.0 and a.max() <= 255.0 and a.shape == images.shape
+
+
+def test_brightness_and_contrast_are_one_affine_map_per_image_within_their_ranges() -> None:
+    images = batch(n=8)
+    settings = OFF.model_copy(update={"brightness": 0.2, "contrast": 0.3})
+    out = run(images, settings)
+    shifts, factors = [], []
+    for x, y in zip(images, out, strict=True):
+        fitted = []
+        for ch in range(3):  # the contrast centre is each channel's mean
+            xc, yc = x[..., ch], y[..., ch]
+            inside = (yc > 0.5) & (yc < 254.5)  # clipped pixels carry no information about the map
+            f, c = np.polyfit(xc[inside], yc[inside], 1)
+            np.testing.assert_allclose(yc[inside], f * xc[inside] + c, atol=1e-2)
+            # y = f x + m (1 - f) + b: contrast f about the brightened channel's mean, brightness b.
+            fitted.append((f, c - xc.mean() * (1 - f)))
+        (f, b), *rest = fitted
+        assert all(abs(f2 - f) < 1e-4 and abs(b2 - b) < 1e-2 for f2, b2 in rest)  # one draw for the image
+        shifts.append(b)
+        factors.append(f)
+    assert all(0.7 - 1e-4 <= f <= 1.3 + 1e-4 for f in factors)
+    assert all(abs(b) <= 0.2 * 255 + 1e-2 for b in shifts)
+    assert len({round(f, 3) for f in factors}) == len(factors)  # a draw per image
