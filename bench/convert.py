@@ -128,6 +128,10 @@ def bench_model(
             "reason": v.reason,
         }
 
+    from conversion.inspection import size_breakdown
+
+    sizes = {name: size_breakdown(path) for name, path, _ in files if "(before)" not in name}
+
     def ratio(a: str, b: str, key: str) -> float | None:
         x, y = variants[a][key], variants[b][key]
         return None if x is None or y is None else float(x) / float(y)
@@ -155,12 +159,13 @@ def bench_model(
         "train_seconds": round(train_s, 1),
         "convert_seconds": round(result.seconds, 1),
         "variants": variants,
+        "size_breakdown": sizes,
         "ratios": ratios,
         "table": result.table,
     }
 
 
-def verdicts(result: dict[str, Any], *, judge_f1: bool) -> list[tuple[str, float | None, str, bool | None]]:
+def verdicts(result: dict[str, Any], *, judge_f1: bool, vnni: bool) -> list[tuple[str, float | None, str, bool | None]]:
     r, v = result["ratios"], result["variants"]
     out: list[tuple[str, float | None, str, bool | None]] = []
 
@@ -176,7 +181,10 @@ def verdicts(result: dict[str, Any], *, judge_f1: bool) -> list[tuple[str, float
     add("tflite int8/fp32 p50", r["tflite_int8_p50"], "<= 0.65", at_most(r["tflite_int8_p50"], 0.65))
     limit = TARGETS["onnx_int8_p50_ratio_max"]
     add("onnx int8/fp32 p50 (before: 7-bit weights)", r["onnx_int8_p50_before"], f"<= {limit}", None)
-    add("onnx int8/fp32 p50", r["onnx_int8_p50"], f"<= {limit}", at_most(r["onnx_int8_p50"], limit))
+    # The goal is set for CPUs with VNNI; without it onnxruntime's depthwise and first convolutions
+    # run no faster in int8 than in fp32 (measured per op), so the ratio is shown, not judged.
+    goal = f"<= {limit}" + ("" if vnni else " (on VNNI; this CPU has none)")
+    add("onnx int8/fp32 p50", r["onnx_int8_p50"], goal, at_most(r["onnx_int8_p50"], limit) if vnni else None)
     value = r["tflite_fp16_size"]
     add("tflite fp16/fp32 size", value, "~ 0.5", None if value is None else abs(value - 0.5) <= 0.06)
     limit = TARGETS["dynamic_p50_ratio_max"]
@@ -191,6 +199,19 @@ def verdicts(result: dict[str, Any], *, judge_f1: bool) -> list[tuple[str, float
             drop = v[name]["f1_drop_points"]
             add(f"{name} macro-F1 drop (points)", drop, "<= 1.0", None if drop is None else drop <= 1.0)
     return out
+
+
+def print_sizes(sizes: dict[str, dict[str, int]]) -> None:
+    """Bytes by kind per file, and each int8 file's parts over its fp32 file's total (issue 19's size gap)."""
+    kinds = ("weights", "biases", "quant_params", "graph_and_metadata")
+    print("| file (kB) | " + " | ".join(kinds) + " | total | share of fp32 |")
+    print("|---" * (len(kinds) + 3) + "|")
+    for name, parts in sizes.items():
+        base = sizes.get(name.replace("int8", "fp32").replace("fp16", "fp32").replace("dynamic", "fp32"))
+        cells = [f"{parts[k] / 1e3:.0f}" for k in (*kinds, "total")]
+        share = "-" if base is None else " + ".join(f"{parts[k] / base['total']:.3f}" for k in kinds)
+        print(f"| {name} | " + " | ".join(cells) + f" | {share} |")
+    print()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"targets": TARGETS}
     from conversion.pipeline import host_info
+    from edgeloop import cpu
 
     results["host"] = host_info()
+    results["host"]["vnni"] = ",".join(cpu.having(cpu.VNNI)) or "none"
+    results["host"]["bf16"] = ",".join(cpu.having(cpu.NATIVE_BF16)) or "none"
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
         results["demo"] = bench_model(
             "demo",
@@ -240,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 rounds=args.rounds,
                 workdir=Path(tmp),
             )
+    host = results["host"]
+    print(f"\nCPU: {host['cpu']}, {host['cores']} cores; VNNI: {host['vnni']}; BF16: {host['bf16']}")
     results["command"] = "bench/convert.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     for key, judge_f1 in (("demo", True), ("mnv2_224", False)):
         if key not in results:
@@ -255,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{name} {v['p50_ms']:.2f}" for name, v in res["variants"].items() if v["p50_ms"] is not None)
             + "\n"
         )
+        print_sizes(res["size_breakdown"])
         print("| target | measured | goal | met |\n|---|---|---|---|")
-        checks = verdicts(res, judge_f1=judge_f1)
+        checks = verdicts(res, judge_f1=judge_f1, vnni=host["vnni"] != "none")
         res["verdicts"] = [dict(zip(("target", "value", "goal", "met"), c, strict=True)) for c in checks]
         for name, value, goal, ok in checks:
             shown = "-" if value is None else f"{value:.3f}"

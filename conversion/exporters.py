@@ -259,8 +259,58 @@ def export_onnx_int8(ctx: ExportContext) -> Path:
         weight_type=QuantType.QInt8,
         reduce_range=ctx.onnx_reduce_range,
     )
+    model = onnx.load(str(path))
+    compact_qdq(model)
+    onnx.save(model, str(path))
     _check_onnx(path, "onnx_int8", ctx.opset)
     return path
+
+
+def compact_qdq(model: Any) -> None:
+    """Drop what a QDQ file carries that onnxruntime does not need to compute the same thing.
+
+    The quantizer keeps tf2onnx's long tensor names and appends `_quantized`, `_scale`,
+    `_zero_point` and `_DequantizeLinear_Output` to each (names are 6% of a 224 px int8 file),
+    keeps quant_pre_process's shape annotations (onnxruntime infers them again at load) and
+    gives every int32 bias a zero point of zeros, which is DequantizeLinear's default. Only the
+    graph's own input and output names are part of the contract; they stay. The session graph
+    onnxruntime builds (QLinearConv with the bias folded in) and its outputs are unchanged.
+    """
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    del graph.value_info[:]
+    initializers = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and len(node.input) == 3:
+            zero_point = initializers.get(node.input[2])
+            if (
+                zero_point is not None
+                and zero_point.data_type == TensorProto.INT32
+                and not numpy_helper.to_array(zero_point).any()
+            ):
+                del node.input[2]
+    used = {name for node in graph.node for name in node.input}
+    keep = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+
+    if any(a.type in (a.GRAPH, a.GRAPHS) for node in graph.node for a in node.attribute):
+        return  # a subgraph may name outer tensors: leave names to a model without control flow
+    fixed = {v.name for v in graph.input} | {v.name for v in graph.output}
+    short: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        if not name or name in fixed:
+            return name
+        return short.setdefault(name, f"t{len(short)}")
+
+    for tensor in graph.initializer:
+        tensor.name = rename(tensor.name)
+    for index, node in enumerate(graph.node):
+        node.name = f"n{index}"
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]
 
 
 EXPORTERS: dict[str, Exporter] = {

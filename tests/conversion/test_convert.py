@@ -168,6 +168,13 @@ def test_int8_files_are_really_quantized(converted: tuple[ConversionResult, Path
     assert tfl.int_weights > 50 and tfl.float_weights == 0 and tfl.int_weight_share == 1.0
     onnx_found = inspection.read_onnx(package / result.variant("onnx_int8").file)
     assert onnx_found.qdq_nodes > 100 and onnx_found.weights_quantized
+    import onnx
+
+    graph = onnx.load(str(package / result.variant("onnx_int8").file)).graph  # compact_qdq ran
+    ends = {v.name for v in (*graph.input, *graph.output)}
+    inner = {n for node in graph.node for n in (*node.input, *node.output)} - ends
+    assert inner and max(len(n) for n in inner) <= 6, sorted(inner, key=len)[-3:]
+    assert not graph.value_info
     fp32 = inspection.read_tflite(package / result.variant("tflite_fp32").file)
     assert fp32.int_weights == 0 and fp32.float_weights > 50
     fp16 = inspection.read_tflite(package / result.variant("tflite_fp16").file)
