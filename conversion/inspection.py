@@ -180,20 +180,22 @@ def size_breakdown(path: str | Path) -> dict[str, int]:
             kind = "quant_params" if init.name in qparams else "weights" if len(init.dims) >= 2 else "biases"
             parts[kind] += nbytes
     else:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert import schema_py_generated as schema
 
-        interp = Interpreter(model_path=str(path))
-        ops = interp._get_ops_details()
-        produced = {int(i) for op in ops for i in op["outputs"]}
-        consumed = {int(i) for op in ops for i in op["inputs"] if int(i) >= 0}
-        constants = consumed - produced - {int(d["index"]) for d in interp.get_input_details()}
-        for tensor in interp.get_tensor_details():
-            q = tensor.get("quantization_parameters", {})
-            # the schema stores scales as float32 and zero points as int64, one pair per channel
-            parts["quant_params"] += 4 * len(q.get("scales", ())) + 8 * len(q.get("zero_points", ()))
-            if tensor["index"] in constants:
-                nbytes = int(np.prod(tensor["shape"], dtype=np.int64)) * np.dtype(tensor["dtype"]).itemsize
-                parts["weights" if len(tensor["shape"]) >= 2 else "biases"] += nbytes
+        model = schema.Model.GetRootAs(path.read_bytes(), 0)
+        counted: set[int] = set()
+        for g in range(model.SubgraphsLength()):
+            subgraph = model.Subgraphs(g)
+            for t in range(subgraph.TensorsLength()):
+                tensor = subgraph.Tensors(t)
+                q = tensor.Quantization()
+                if q is not None:  # the schema stores scales as float32, zero points as int64, per channel
+                    parts["quant_params"] += 4 * q.ScaleLength() + 8 * q.ZeroPointLength()
+                if tensor.Buffer() in counted:
+                    continue
+                counted.add(tensor.Buffer())
+                nbytes = model.Buffers(tensor.Buffer()).DataLength()
+                parts["weights" if tensor.ShapeLength() >= 2 else "biases"] += nbytes
     parts["graph_and_metadata"] = max(0, total - sum(parts.values()))
     parts["total"] = total
     return parts

@@ -288,3 +288,16 @@ def test_dynamic_range_runs_no_hybrid_kernel(converted: tuple[ConversionResult, 
     # The default delegate takes the graph in as many pieces as the float model's (one), not one per hybrid op.
     assert partitions("tflite_dynamic") == partitions("tflite_fp32")
     assert result.card.conversion is not None and result.card.conversion.options["tflite_dynamic_hybrid"] is False
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_size_breakdown_accounts_for_every_byte(converted: tuple[ConversionResult, Path], fmt: str) -> None:
+    result, _ = converted
+    package = Path(result.package_uri)
+    fp32 = inspection.size_breakdown(package / result.variant(f"{fmt}_fp32").file)
+    int8 = inspection.size_breakdown(package / result.variant(f"{fmt}_int8").file)
+    for parts in (fp32, int8):
+        assert sum(v for k, v in parts.items() if k != "total") == parts["total"]
+        assert parts["graph_and_metadata"] > 0  # labels and the graph are not weights
+    assert fp32["quant_params"] == 0 and int8["quant_params"] > 0
+    assert int8["weights"] == pytest.approx(fp32["weights"] / 4, rel=0.02)  # one byte per float32 weight
