@@ -155,7 +155,7 @@ def _train_round(
 
 def demo(
     products: Annotated[int, typer.Option(help="Products in the first catalogue.", min=2)] = 20,
-    images: Annotated[int, typer.Option(help="Photos per product.", min=4)] = 60,
+    images: Annotated[int, typer.Option(help="Photos per product.", min=4)] = 80,
     new_products: Annotated[
         int, typer.Option(help="Products that arrive before the retrain (0 = no retrain).", min=0)
     ] = 2,
