@@ -155,6 +155,16 @@ def problems(spec: VariantSpec, found: Inspection) -> list[str]:
     return out
 
 
+def _quant_vectors(q: Any) -> list[tuple[int, int]]:
+    """(position, bytes) of a QuantizationParameters table's min, max, scale and zero_point vectors."""
+    found = []
+    for field, itemsize in ((4, 4), (6, 4), (8, 4), (10, 8)):  # vtable slots of the schema's fields 0-3
+        slot = q._tab.Offset(field)
+        if slot:
+            found.append((q._tab.Vector(slot), itemsize * q._tab.VectorLen(slot)))
+    return found
+
+
 def size_breakdown(path: str | Path) -> dict[str, int]:
     """Where a model file's bytes go: weights (rank >= 2), biases (rank < 2 constants), per-tensor
     quantization parameters (scales and zero points), and the rest (graph, names, metadata).
@@ -184,13 +194,17 @@ def size_breakdown(path: str | Path) -> dict[str, int]:
 
         model = schema.Model.GetRootAs(path.read_bytes(), 0)
         counted: set[int] = set()
+        vectors: set[int] = set()  # where each quantization vector starts: tensors may share one (tflite_pack)
         for g in range(model.SubgraphsLength()):
             subgraph = model.Subgraphs(g)
             for t in range(subgraph.TensorsLength()):
                 tensor = subgraph.Tensors(t)
                 q = tensor.Quantization()
                 if q is not None:  # the schema stores scales as float32, zero points as int64, per channel
-                    parts["quant_params"] += 4 * q.ScaleLength() + 8 * q.ZeroPointLength()
+                    for start, nbytes in _quant_vectors(q):
+                        if start not in vectors:
+                            vectors.add(start)
+                            parts["quant_params"] += nbytes
                 if tensor.Buffer() in counted:
                     continue
                 counted.add(tensor.Buffer())

@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from conversion import tflite_pack
 from conversion.errors import ConversionError
 from conversion.settings import get_convert_settings
 from edge import metadata as md
@@ -194,4 +195,5 @@ def write(raw: Path, target: Path, meta: md.ModelMetadata) -> dict[str, Any]:
         spec_path, shown = Path(work) / "spec.json", Path(work) / "displayer.json"
         spec_path.write_text(json.dumps(spec(raw, target, meta, shown)), encoding="utf-8")
         run_script(WRITER, str(spec_path), what=f"MediaPipe's metadata writer on {meta.variant}")
+        target.write_bytes(tflite_pack.compact(target.read_bytes()))
         return json.loads(shown.read_text(encoding="utf-8"))
